@@ -1,0 +1,1 @@
+"""HTTP and WebSocket only: parse, call a service, serialize, map errors to the OpenAI envelope."""

@@ -1,0 +1,50 @@
+"""Exception handlers: every error a client sees is an OpenAI error envelope with the right status."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from respond.api.http import JSON
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from respond.errors import APIError
+from respond.responses.request import validation_error_to_api_error
+
+log = logging.getLogger("respond.api")
+
+
+def error_response(exc: APIError) -> JSON:
+    return JSON(exc.envelope(), status_code=exc.status_code)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, exc: APIError) -> JSON:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSON:
+        class _Wrapped:
+            def errors(self):  # the same shape pydantic's ValidationError offers
+                return [{**e, "loc": tuple(p for p in e.get("loc", ()) if p not in ("body", "query", "path"))}
+                        for e in exc.errors()]
+        return error_response(validation_error_to_api_error(_Wrapped()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSON:
+        kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        message = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        if exc.status_code == 404:
+            message = f"Unknown request URL: {request.method} {request.url.path}."
+        if exc.status_code == 405:
+            message = f"Method {request.method} is not allowed for {request.url.path}."
+        return JSON(APIError(message, status_code=exc.status_code, error_type=kind,
+                                       code=None).envelope(), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSON:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(APIError("The server had an error while processing your request.",
+                                       code="internal_error"))

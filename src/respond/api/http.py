@@ -1,0 +1,82 @@
+"""Response helpers: orjson JSON bodies, and Server-Sent Events written one frame per write."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from respond import jsonutil
+from respond.errors import InvalidRequest
+
+log = logging.getLogger("respond.api")
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return jsonutil.dumpb(content)
+
+
+async def read_json(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        raise InvalidRequest("The request body is empty; expected a JSON object.")
+    try:
+        return jsonutil.loads(raw)
+    except ValueError:
+        raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+
+
+def sse_frame(event: dict[str, Any]) -> bytes:
+    return b"event: " + event["type"].encode() + b"\ndata: " + jsonutil.dumpb(event) + b"\n\n"
+
+
+class EventStreamResponse(Response):
+    """An SSE response over an async iterator of frames (bytes).
+
+    A watcher waits for the client's `http.disconnect`; when the client goes away the stream is cancelled
+    and the iterator closed, so the work behind it stops and its `finally` blocks (storing) run.
+    """
+
+    def __init__(self, frames: AsyncIterator[bytes], status_code: int = 200) -> None:
+        # Not calling Response.__init__: there is no body to render, the frames are sent as they come.
+        self.frames = frames
+        self.status_code = status_code
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        streaming = asyncio.current_task()
+        assert streaming is not None
+        disconnected = asyncio.Event()
+
+        async def watch_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            disconnected.set()
+            streaming.cancel()
+
+        watcher = asyncio.create_task(watch_disconnect())
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": [
+                (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no")]})
+            async for frame in self.frames:
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not disconnected.is_set():
+                raise
+            streaming.uncancel()
+            log.info("client disconnected mid-stream; stopped its work")
+        except OSError:
+            log.info("client disconnected mid-stream")
+        finally:
+            watcher.cancel()
+            await self.frames.aclose()  # type: ignore[attr-defined]

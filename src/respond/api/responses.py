@@ -1,0 +1,86 @@
+"""/v1/responses over HTTP: create (JSON or SSE), retrieve, delete, list, input items, compact, count."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from respond.api.http import JSON, EventStreamResponse, read_json, sse_frame
+from respond.errors import InvalidRequest
+from respond.responses.request import parse_create_request
+from respond.responses.service import Prepared, ResponseService
+
+router = APIRouter()
+
+Order = Literal["asc", "desc"]
+
+
+def _service(request: Request) -> ResponseService:
+    return request.app.state.services.responses
+
+
+@router.post("/v1/responses")
+async def create_response(request: Request) -> Any:
+    req = parse_create_request(await read_json(request))
+    service = _service(request)
+    prepared = await service.prepare(req, stream=bool(req.stream))
+    if req.stream:
+        return EventStreamResponse(_sse(service, prepared))
+    return JSON(await service.create(prepared))
+
+
+async def _sse(service: ResponseService, prepared: Prepared) -> AsyncIterator[bytes]:
+    events = service.stream(prepared)
+    try:
+        async for event in events:
+            yield sse_frame(event)
+    finally:
+        await events.aclose()
+
+
+@router.post("/v1/responses/compact")
+async def compact_response(request: Request) -> JSON:
+    req = parse_create_request(await read_json(request))
+    return JSON(await _service(request).compact(req))
+
+
+@router.post("/v1/responses/input_tokens")
+async def count_input_tokens(request: Request) -> JSON:
+    req = parse_create_request(await read_json(request))
+    return JSON(await _service(request).count_input_tokens(req))
+
+
+@router.get("/v1/responses")
+async def list_responses(request: Request, after: str | None = None, limit: int = Query(20, ge=1, le=100),
+                         order: Order = "desc", model: str | None = None) -> JSON:
+    return JSON(await _service(request).list(after=after, limit=limit, order=order, model=model))
+
+
+@router.get("/v1/responses/{response_id}")
+async def get_response(request: Request, response_id: str, stream: bool = False) -> JSON:
+    if stream:
+        raise InvalidRequest("Streaming a stored response is only available for background responses.",
+                             param="stream", code="unsupported_parameter")
+    return JSON(await _service(request).get(response_id))
+
+
+@router.delete("/v1/responses/{response_id}")
+async def delete_response(request: Request, response_id: str) -> JSON:
+    return JSON(await _service(request).delete(response_id))
+
+
+@router.post("/v1/responses/{response_id}/cancel")
+async def cancel_response(request: Request, response_id: str) -> JSON:
+    await _service(request).get(response_id)  # 404 for unknown ids
+    raise InvalidRequest("Only background responses can be cancelled.", param="response_id",
+                         code="not_background")
+
+
+@router.get("/v1/responses/{response_id}/input_items")
+async def list_input_items(request: Request, response_id: str, after: str | None = None,
+                           before: str | None = None, limit: int = Query(20, ge=1, le=100),
+                           order: Order = "desc", include: list[str] | None = Query(None)) -> JSON:
+    return JSON(await _service(request).input_items(response_id, after=after, before=before, limit=limit,
+                                                    order=order))

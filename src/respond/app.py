@@ -1,0 +1,63 @@
+"""Assembles the FastAPI application: services at start-up, routers, error handlers, test-id header."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from respond import __version__, ids
+from respond.api import chat, embeddings, models, responses
+from respond.api.errors import install_error_handlers
+from respond.config import Config, load_config
+from respond.recording import context as recording_context
+from respond.services import Services
+
+log = logging.getLogger("respond")
+
+TEST_ID_HEADER = b"x-respond-test-id"
+
+
+class TestIdMiddleware:
+    """Reads `X-Respond-Test-Id`: recordings are keyed by it and ids become deterministic per test."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            test_id = next((v.decode() for k, v in scope["headers"] if k == TEST_ID_HEADER), None)
+            recording_context.test_id.set(test_id)
+            ids.seed_ids(test_id)
+        await self.app(scope, receive, send)
+
+
+def create_app(config: Config | None = None) -> FastAPI:
+    config = config or load_config()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await Services.start(config)
+        app.state.services = services
+        log.info("respond %s ready: models via %s, storage %s, recording %s", __version__,
+                 ", ".join(p.id for p in config.providers), services.db.dialect, config.recording.mode)
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = FastAPI(title="Respond", version=__version__, lifespan=lifespan, docs_url="/docs",
+                  redoc_url=None)
+    install_error_handlers(app)
+    for module in (responses, chat, embeddings, models):
+        app.include_router(module.router)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(TestIdMiddleware)
+    return app

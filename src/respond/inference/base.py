@@ -1,0 +1,55 @@
+"""The provider interface every inference backend implements.
+
+Bodies and results are plain dicts in OpenAI's wire format (chat completions, chunks, embeddings), so the
+hot path never re-validates a pydantic model per token. `body["model"]` is the provider's own model name
+(the router strips the `provider/` prefix before calling).
+
+Failures are raised as `respond.errors.UpstreamError` (unreachable, timeout, 5xx, a stream cut mid-way,
+or a 4xx the upstream returned), never as raw httpx/llama exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model a provider exposes. `id` is the provider's own name (without the `provider/` prefix)."""
+
+    id: str
+    kind: str = "llm"  # "llm" or "embedding"
+    owned_by: str = "respond"
+    created: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    """An inference backend. One instance per configured provider entry."""
+
+    id: str  # the provider id used as the model-id prefix, e.g. "local", "openai", "vllm"
+
+    async def list_models(self) -> list[ModelInfo]:
+        """The models this provider serves (configured, or discovered from the upstream /v1/models)."""
+        ...
+
+    async def chat_completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A non-streamed chat completion: returns an OpenAI `ChatCompletion` as a dict."""
+        ...
+
+    def chat_completion_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """A streamed chat completion: yields OpenAI `ChatCompletionChunk` dicts.
+
+        `body` is sent with `stream: true`; callers set `stream_options.include_usage` when they want the
+        final usage chunk. Closing the iterator early must cancel the upstream request.
+        """
+        ...
+
+    async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An embeddings request: returns an OpenAI `CreateEmbeddingResponse` dict."""
+        ...
+
+    async def aclose(self) -> None:
+        ...

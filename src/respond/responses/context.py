@@ -1,0 +1,247 @@
+"""From Responses items and parameters to one chat-completions request.
+
+This is the only module that knows how Responses concepts map onto Chat Completions: messages and their
+parts, function calls and outputs, compaction summaries, tools, tool_choice, text.format and sampling.
+Parameters the client did not set are left out of the upstream request, so the upstream's own defaults
+apply and recordings stay small and stable.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from respond.errors import InvalidRequest
+from respond.responses.request import CreateResponseRequest
+
+COMPACTION_PREFIX = "respond-compaction-v1:"
+
+
+def encode_compaction(summary: str) -> str:
+    return COMPACTION_PREFIX + base64.b64encode(summary.encode()).decode()
+
+
+def decode_compaction(blob: str) -> str:
+    if not blob.startswith(COMPACTION_PREFIX):
+        raise InvalidRequest("This compaction item was not produced by this server.", param="input",
+                             code="invalid_encrypted_content")
+    try:
+        return base64.b64decode(blob[len(COMPACTION_PREFIX):]).decode()
+    except ValueError:
+        raise InvalidRequest("The compaction item's encrypted_content is corrupt.", param="input",
+                             code="invalid_encrypted_content") from None
+
+
+def items_to_messages(items: list[dict[str, Any]], instructions: str | None) -> list[dict[str, Any]]:
+    """Chat messages for a list of canonical items, with `instructions` as the leading system message."""
+    messages: list[dict[str, Any]] = []
+    if instructions:
+        messages.append({"role": "system", "content": instructions})
+    for item in items:
+        kind = item["type"]
+        if kind == "message":
+            messages.append(_message_to_chat(item))
+        elif kind == "function_call":
+            call = {"id": item["call_id"], "type": "function",
+                    "function": {"name": item["name"], "arguments": item["arguments"]}}
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
+                last["tool_calls"].append(call)
+            elif last is not None and last["role"] == "assistant" and "tool_calls" not in last \
+                    and isinstance(last.get("content"), str):
+                last["tool_calls"] = [call]
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            output = item["output"]
+            messages.append({"role": "tool", "tool_call_id": item["call_id"],
+                             "content": output if isinstance(output, str) else _parts_to_chat(output)})
+        elif kind == "compaction":
+            summary = decode_compaction(item["encrypted_content"])
+            messages.append({"role": "system", "content": f"Summary of the earlier conversation:\n{summary}"})
+        elif kind == "reasoning":
+            continue  # reasoning is not replayed to chat-completions backends
+    return messages
+
+
+def _message_to_chat(item: dict[str, Any]) -> dict[str, Any]:
+    role = item["role"]
+    if role == "developer":
+        role = "system"
+    parts = item["content"]
+    if role == "assistant":
+        text = "".join(p.get("text") or p.get("refusal") or "" for p in parts)
+        return {"role": "assistant", "content": text}
+    if all(p["type"] == "input_text" for p in parts):
+        return {"role": role, "content": "".join(p["text"] for p in parts) if len(parts) == 1
+                else [{"type": "text", "text": p["text"]} for p in parts]}
+    return {"role": role, "content": _parts_to_chat(parts)}
+
+
+def _parts_to_chat(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for part in parts:
+        kind = part.get("type")
+        if kind in ("input_text", "output_text", "text"):
+            out.append({"type": "text", "text": part["text"]})
+        elif kind == "refusal":
+            out.append({"type": "text", "text": part["refusal"]})
+        elif kind == "input_image":
+            if not part.get("image_url"):
+                raise InvalidRequest("input_image with file_id needs the Files API, which this server does not "
+                                     "offer yet; send image_url instead.", param="input", code="invalid_image")
+            out.append({"type": "image_url", "image_url": {"url": part["image_url"],
+                                                           "detail": part.get("detail") or "auto"}})
+        elif kind == "input_file":
+            file: dict[str, Any] = {}
+            if part.get("file_data"):
+                file["file_data"] = part["file_data"]
+            if part.get("file_id"):
+                file["file_id"] = part["file_id"]
+            if part.get("filename"):
+                file["filename"] = part["filename"]
+            if part.get("file_url") and not file:
+                out.append({"type": "text", "text": f"[file: {part['file_url']}]"})
+                continue
+            out.append({"type": "file", "file": file})
+    return out
+
+
+def function_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Validate `tools` and return them in the echo form (description, parameters, strict always present)."""
+    echoed: list[dict[str, Any]] = []
+    for i, tool in enumerate(tools or []):
+        where = f"tools[{i}]"
+        if not isinstance(tool, dict):
+            raise InvalidRequest(f"Invalid value for '{where}': expected an object.", param=where)
+        kind = tool.get("type")
+        if kind != "function":
+            raise InvalidRequest(f"Invalid value for '{where}.type': tool type '{kind}' is not supported by this "
+                                 "server yet (supported: function).", param=f"{where}.type",
+                                 code="unsupported_tool_type")
+        name = tool.get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidRequest(f"Missing required parameter: '{where}.name'.", param=f"{where}.name",
+                                 code="missing_required_parameter")
+        params = tool.get("parameters")
+        if params is not None and not isinstance(params, dict):
+            raise InvalidRequest(f"Invalid value for '{where}.parameters': expected a JSON schema object.",
+                                 param=f"{where}.parameters")
+        echoed.append({"type": "function", "name": name, "description": tool.get("description"),
+                       "parameters": params, "strict": tool.get("strict") if tool.get("strict") is not None
+                       else True, "_strict_given": tool.get("strict") is not None})
+    names = [t["name"] for t in echoed]
+    if len(names) != len(set(names)):
+        raise InvalidRequest("Tool names must be unique.", param="tools", code="duplicate_tool_name")
+    return echoed
+
+
+def _chat_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool["name"]}
+    if tool.get("description") is not None:
+        function["description"] = tool["description"]
+    if tool.get("parameters") is not None:
+        function["parameters"] = tool["parameters"]
+    if tool.get("_strict_given"):
+        function["strict"] = tool["strict"]
+    return {"type": "function", "function": function}
+
+
+def resolve_tool_choice(choice: Any, tools: list[dict[str, Any]]) -> tuple[Any, list[dict[str, Any]]]:
+    """Validate tool_choice; return (chat tool_choice or None to omit, the tools the model may use)."""
+    names = {t["name"] for t in tools}
+    if choice is None or choice == "auto":
+        return None, tools
+    if choice in ("none", "required"):
+        if choice == "required" and not tools:
+            raise InvalidRequest("tool_choice 'required' needs at least one tool.", param="tool_choice")
+        return choice, tools
+    if isinstance(choice, dict):
+        kind = choice.get("type")
+        if kind == "function":
+            name = choice.get("name")
+            if name not in names:
+                raise InvalidRequest(f"tool_choice names function '{name}', which is not in tools.",
+                                     param="tool_choice.name")
+            return {"type": "function", "function": {"name": name}}, tools
+        if kind == "allowed_tools":
+            allowed = choice.get("tools") or []
+            allowed_names = {t.get("name") for t in allowed if isinstance(t, dict)}
+            unknown = allowed_names - names
+            if unknown:
+                raise InvalidRequest(f"allowed_tools names unknown tools: {', '.join(sorted(map(str, unknown)))}.",
+                                     param="tool_choice.tools")
+            mode = choice.get("mode") or "auto"
+            if mode not in ("auto", "required"):
+                raise InvalidRequest("tool_choice.mode must be 'auto' or 'required'.", param="tool_choice.mode")
+            return (None if mode == "auto" else "required"), [t for t in tools if t["name"] in allowed_names]
+    raise InvalidRequest("Invalid value for 'tool_choice': expected 'auto', 'none', 'required', a function "
+                         "choice or an allowed_tools choice.", param="tool_choice", code="invalid_value")
+
+
+def echo_tool_choice(choice: Any) -> Any:
+    return "auto" if choice is None else choice
+
+
+def echo_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in t.items() if not k.startswith("_")} for t in tools]
+
+
+def response_format(req: CreateResponseRequest) -> dict[str, Any] | None:
+    fmt = req.text.format if req.text else None
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return {"type": "json_object"}
+    if not fmt.name or fmt.schema_ is None:
+        raise InvalidRequest("text.format of type json_schema needs 'name' and 'schema'.", param="text.format")
+    schema: dict[str, Any] = {"name": fmt.name, "schema": fmt.schema_}
+    if fmt.description is not None:
+        schema["description"] = fmt.description
+    if fmt.strict is not None:
+        schema["strict"] = fmt.strict
+    return {"type": "json_schema", "json_schema": schema}
+
+
+def echo_text(req: CreateResponseRequest) -> dict[str, Any]:
+    fmt = req.text.format if req.text else None
+    if fmt is None or fmt.type == "text":
+        out_fmt: dict[str, Any] = {"type": "text"}
+    elif fmt.type == "json_object":
+        out_fmt = {"type": "json_object"}
+    else:
+        out_fmt = {"type": "json_schema", "name": fmt.name, "schema": fmt.schema_,
+                   "description": fmt.description, "strict": fmt.strict}
+    return {"format": out_fmt, "verbosity": (req.text.verbosity if req.text and req.text.verbosity else "medium")}
+
+
+def chat_request(req: CreateResponseRequest, upstream_model: str, messages: list[dict[str, Any]],
+                 tools: list[dict[str, Any]], tool_choice: Any) -> dict[str, Any]:
+    """The streamed chat-completions body for one model turn."""
+    body: dict[str, Any] = {"model": upstream_model, "messages": messages, "stream": True,
+                            "stream_options": {"include_usage": True}}
+    if tools:
+        body["tools"] = [_chat_tool(t) for t in tools]
+        if tool_choice is not None:
+            body["tool_choice"] = tool_choice
+        if req.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = req.parallel_tool_calls
+    for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "user",
+                 "safety_identifier", "prompt_cache_key"):
+        value = getattr(req, name)
+        if value is not None:
+            body[name] = value
+    if req.max_output_tokens is not None:
+        body["max_tokens"] = req.max_output_tokens
+    fmt = response_format(req)
+    if fmt is not None:
+        body["response_format"] = fmt
+    if req.reasoning is not None and req.reasoning.effort is not None:
+        body["reasoning_effort"] = req.reasoning.effort
+    if req.top_logprobs or (req.include and "message.output_text.logprobs" in req.include):
+        body["logprobs"] = True
+        if req.top_logprobs:
+            body["top_logprobs"] = req.top_logprobs
+    return body
+
+

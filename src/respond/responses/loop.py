@@ -1,0 +1,165 @@
+"""THE turn loop: build context -> infer -> (run server tools -> infer again) -> finish.
+
+`run_response` drives one response from `response.created` to its terminal event. Each model turn streams
+chat-completion chunks through a `TurnAssembler`, which turns them into output items and events. When the
+model asks for tools that only the client can run (function tools), the response ends with those
+`function_call` items and the client continues with `function_call_output` + `previous_response_id`.
+Upstream failures end the response `failed` with an error object; a cancelled run (client gone) ends
+`cancelled`. The response dict is mutated in place: when the generator finishes, it is final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from respond.errors import APIError, UpstreamError
+from respond.inference.base import Provider
+from respond.responses import objects, tokens
+from respond.responses.events import Event, EventStream
+from respond.responses.turn import TurnAssembler
+
+log = logging.getLogger("respond.loop")
+
+# Substrings by which OpenAI-compatible servers say the prompt is longer than the context window.
+_CONTEXT_OVERFLOW = ("context_length_exceeded", "maximum context length", "context window", "too many tokens",
+                     "exceeds the context", "context length")
+
+
+@dataclass
+class ResponseRun:
+    """Everything the loop needs for one response, prepared (and validated) by the service."""
+
+    response: dict[str, Any]
+    provider: Provider
+    messages: list[dict[str, Any]]
+    make_body: Callable[[list[dict[str, Any]]], dict[str, Any]]
+    events: EventStream
+    truncation_auto: bool = False
+    on_finish: list[Callable[[], Any]] = field(default_factory=list)
+
+
+async def run_response(run: ResponseRun) -> AsyncIterator[Event]:
+    """Run the response to its end, yielding stream events (none for non-streamed runs but the terminal)."""
+    response, events = run.response, run.events
+    events.response_event("created", objects.snapshot(response))
+    events.response_event("in_progress", objects.snapshot(response))
+    for ev in events.drain():
+        yield ev
+    outcome = "failed"
+    try:
+        async for ev in _model_turns(run):
+            yield ev
+        outcome = response["status"]
+    except UpstreamError as exc:
+        _fail(response, exc)
+    except APIError as exc:
+        _fail(response, exc)
+    except asyncio.CancelledError:
+        response["status"] = "cancelled"
+        outcome = "cancelled"
+        raise
+    except Exception as exc:  # a bug must not leave the response hanging in_progress
+        log.exception("response %s failed", response["id"])
+        _fail(response, APIError(f"Internal error: {type(exc).__name__}"))
+    finally:
+        if response["status"] in ("completed", "incomplete"):
+            response["completed_at"] = int(time.time())
+        if outcome != "cancelled":
+            kind = response["status"] if response["status"] in ("completed", "incomplete", "failed") else "failed"
+            events.enabled = True  # the terminal event is always delivered
+            events.response_event(kind, objects.snapshot(response))
+    for ev in events.drain():
+        yield ev
+
+
+def _fail(response: dict[str, Any], exc: APIError) -> None:
+    code = "server_error"
+    if isinstance(exc, UpstreamError) and exc.upstream_status == 429:
+        code = "rate_limit_exceeded"
+    elif isinstance(exc, UpstreamError) and exc.upstream_status and 400 <= exc.upstream_status < 500:
+        code = "invalid_prompt"
+    response["status"] = "failed"
+    response["error"] = {"code": code, "message": exc.message}
+    log.warning("response %s failed: %s", response["id"], exc.message)
+
+
+async def _model_turns(run: ResponseRun) -> AsyncIterator[Event]:
+    response, events = run.response, run.events
+    messages = run.messages
+    while True:
+        assembler = TurnAssembler(events, len(response["output"]))
+        body = run.make_body(messages)
+        try:
+            stream = run.provider.chat_completion_stream(body)
+            try:
+                async for chunk in stream:
+                    assembler.feed(chunk)
+                    if events.events:
+                        for ev in events.drain():
+                            yield ev
+            finally:
+                await stream.aclose()
+        except UpstreamError as exc:
+            if run.truncation_auto and not assembler.items and assembler.next_index == len(response["output"]) \
+                    and _is_context_overflow(exc):
+                shorter = drop_oldest_turn(messages)
+                if shorter is not None:
+                    log.info("response %s: context overflow, truncating the oldest turn", response["id"])
+                    messages = shorter
+                    continue
+            # keep what was produced before the failure
+            response["output"].extend(assembler.finish(incomplete=True))
+            raise
+        finish = assembler.finish_reason
+        if finish is None and assembler.usage is None and not assembler.saw_choice:
+            response["output"].extend(assembler.finish(incomplete=True))
+            raise UpstreamError("The model's stream ended without any output.")
+        incomplete_reason = {"length": "max_output_tokens", "content_filter": "content_filter"}.get(finish or "")
+        response["output"].extend(assembler.finish(incomplete=incomplete_reason is not None))
+        turn_usage = assembler.usage or _estimate_usage(messages, assembler.items)
+        response["usage"] = objects.add_usage(response["usage"], turn_usage)
+        for ev in events.drain():
+            yield ev
+        if incomplete_reason is not None:
+            response["status"] = "incomplete"
+            response["incomplete_details"] = {"reason": incomplete_reason}
+            return
+        # Function tools are run by the client: the response ends with its function_call items.
+        # (Server-side tools will execute here and loop back for another model turn.)
+        response["status"] = "completed"
+        return
+
+
+def _estimate_usage(messages: list[dict[str, Any]], items: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+    """Usage for an upstream that reported none (no stream_options support): counted with tiktoken."""
+    output = 0
+    for _, item in items:
+        if item["type"] == "message":
+            output += sum(tokens.count_text(p.get("text") or p.get("refusal") or "") for p in item["content"])
+        elif item["type"] == "function_call":
+            output += tokens.count_text(item["name"]) + tokens.count_text(item["arguments"])
+    return {"prompt_tokens": tokens.count_messages(messages), "completion_tokens": output}
+
+
+def _is_context_overflow(exc: UpstreamError) -> bool:
+    text = f"{exc.code or ''} {exc.message}".lower()
+    return any(marker in text for marker in _CONTEXT_OVERFLOW)
+
+
+def drop_oldest_turn(messages: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """Messages without the oldest non-system turn (a user message and what answered it), or None."""
+    first = next((i for i, m in enumerate(messages) if m["role"] != "system"), None)
+    if first is None:
+        return None
+    end = first + 1
+    while end < len(messages) and messages[end]["role"] in ("assistant", "tool"):
+        end += 1
+    rest = messages[:first] + messages[end:]
+    if not any(m["role"] != "system" for m in rest):
+        return None
+    return rest

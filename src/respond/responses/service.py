@@ -1,0 +1,203 @@
+"""The Responses service: create (streamed or not), retrieve, list, delete, input items, compact, count.
+
+The HTTP and WebSocket layers call only this. `prepare` does every check that can fail with a client
+error *before* anything is streamed, so bad input always gets a plain HTTP error envelope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from respond.errors import InvalidRequest, NotFound
+from respond.ids import new_id
+from respond.inference.router import Router
+from respond.responses import context, objects, tokens
+from respond.responses.events import Event, EventStream
+from respond.responses.items import normalize_input
+from respond.responses.loop import ResponseRun, run_response
+from respond.responses.request import CreateResponseRequest
+from respond.storage.responses_repo import ResponseStore, StoredResponse
+
+log = logging.getLogger("respond.responses")
+
+
+@dataclass
+class LocalResponses:
+    """Responses kept by one WebSocket connection (store=false ones are continuable only there)."""
+
+    items: dict[str, StoredResponse] = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    run: ResponseRun
+    request: CreateResponseRequest
+    input_items: list[dict[str, Any]]
+    context_items: list[dict[str, Any]]
+    local: LocalResponses | None
+
+
+class ResponseService:
+    def __init__(self, router: Router, store: ResponseStore) -> None:
+        self.router = router
+        self.store = store
+
+    # -- create ----------------------------------------------------------------------------------------
+    async def prepare(self, req: CreateResponseRequest, *, stream: bool,
+                      local: LocalResponses | None = None) -> Prepared:
+        if req.background:
+            raise InvalidRequest("Background responses are not supported by this server yet.", param="background",
+                                 code="unsupported_parameter")
+        if req.conversation is not None:
+            raise InvalidRequest("Conversations are not supported by this server yet; use previous_response_id.",
+                                 param="conversation", code="unsupported_parameter")
+        provider, upstream_model = self.router.resolve(req.model)
+        model_id = f"{provider.id}/{upstream_model}"
+        tools = context.function_tools(req.tools)
+        chat_tool_choice, usable_tools = context.resolve_tool_choice(req.tool_choice, tools)
+        input_items = normalize_input(req.input)
+        if not input_items and not req.previous_response_id:
+            raise InvalidRequest("Missing required parameter: 'input'.", param="input",
+                                 code="missing_required_parameter")
+        history = await self._history(req.previous_response_id, local)
+        context_items = history + input_items
+        messages = context.items_to_messages(context_items, req.instructions)
+        response = objects.new_response(req, response_id=new_id("response"), model=model_id, tools=tools)
+
+        def make_body(msgs: list[dict[str, Any]]) -> dict[str, Any]:
+            return context.chat_request(req, upstream_model, msgs, usable_tools, chat_tool_choice)
+
+        run = ResponseRun(response=response, provider=provider, messages=messages, make_body=make_body,
+                          events=EventStream(enabled=stream), truncation_auto=req.truncation == "auto")
+        return Prepared(run=run, request=req, input_items=input_items, context_items=context_items, local=local)
+
+    async def _history(self, previous_id: str | None, local: LocalResponses | None) -> list[dict[str, Any]]:
+        if not previous_id:
+            return []
+        stored = local.items.get(previous_id) if local is not None else None
+        if stored is None:
+            stored = await self.store.get(previous_id)
+        if stored is None:
+            raise NotFound(f"Previous response with id '{previous_id}' not found.", param="previous_response_id",
+                           code="previous_response_not_found")
+        return stored.context_items + stored.response["output"]
+
+    async def stream(self, prepared: Prepared) -> AsyncIterator[Event]:
+        """Run a prepared response, yielding its events; the response is stored however the run ends."""
+        run = prepared.run
+        try:
+            async for event in run_response(run):
+                yield event
+        finally:
+            await asyncio.shield(self._finish(prepared))
+
+    async def create(self, prepared: Prepared) -> dict[str, Any]:
+        """Run a prepared response to its end and return the final response object."""
+        async for _ in self.stream(prepared):
+            pass
+        return prepared.run.response
+
+    async def _finish(self, prepared: Prepared) -> None:
+        response = prepared.run.response
+        stored = StoredResponse(response=response, input_items=prepared.input_items,
+                                context_items=prepared.context_items)
+        if prepared.local is not None:
+            if response["status"] == "failed" and prepared.request.previous_response_id:
+                prepared.local.items.pop(prepared.request.previous_response_id, None)
+            else:
+                prepared.local.items[response["id"]] = stored
+        if response["store"]:
+            try:
+                await self.store.save(response, prepared.input_items, prepared.context_items)
+            except Exception:
+                log.exception("could not store response %s", response["id"])
+
+    # -- read / delete ------------------------------------------------------------------------------------
+    async def get(self, response_id: str) -> dict[str, Any]:
+        stored = await self.store.get(response_id)
+        if stored is None:
+            raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+        return stored.response
+
+    async def delete(self, response_id: str) -> dict[str, Any]:
+        if not await self.store.delete(response_id):
+            raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+        return {"id": response_id, "object": "response.deleted", "deleted": True}
+
+    async def list(self, *, after: str | None, limit: int, order: str, model: str | None) -> dict[str, Any]:
+        page = await self.store.list(after=after, limit=limit, order=order, model=model)
+        return {"object": "list", "data": page.data, "first_id": page.first_id, "last_id": page.last_id,
+                "has_more": page.has_more}
+
+    async def input_items(self, response_id: str, *, after: str | None, before: str | None, limit: int,
+                          order: str) -> dict[str, Any]:
+        page = await self.store.list_input_items(response_id, after=after, before=before, limit=limit, order=order)
+        return {"object": "list", "data": page.data, "first_id": page.first_id, "last_id": page.last_id,
+                "has_more": page.has_more}
+
+    # -- compact and count ----------------------------------------------------------------------------------
+    async def _items_for(self, req: CreateResponseRequest) -> list[dict[str, Any]]:
+        items = await self._history(req.previous_response_id, None) + normalize_input(req.input)
+        if not items:
+            raise InvalidRequest("Nothing to work on: give 'input' or 'previous_response_id'.", param="input",
+                                 code="missing_required_parameter")
+        return items
+
+    async def count_input_tokens(self, req: CreateResponseRequest) -> dict[str, Any]:
+        items = await self._items_for(req)
+        tools = context.function_tools(req.tools)
+        messages = context.items_to_messages(items, req.instructions)
+        count = tokens.count_messages(messages, [{k: v for k, v in t.items() if not k.startswith("_")}
+                                                 for t in tools])
+        return {"object": "response.input_tokens", "input_tokens": count}
+
+    async def compact(self, req: CreateResponseRequest) -> dict[str, Any]:
+        """Summarize everything but the user's own messages into one opaque `compaction` item.
+
+        The result's `output` (user messages + the compaction item) is accepted back as `input`.
+        """
+        provider, upstream_model = self.router.resolve(req.model)
+        items = await self._items_for(req)
+        transcript = context.items_to_messages(items, None)
+        prompt = [{"role": "system", "content": (
+            "Summarize the conversation below so it can replace it as context for continuing it. Keep every "
+            "fact, decision, tool result and open question. Write the summary only.")},
+            {"role": "user", "content": "\n".join(f"{m['role']}: {_text_of(m)}" for m in transcript)}]
+        body = {"model": upstream_model, "messages": prompt, "stream": True,
+                "stream_options": {"include_usage": True}}
+        pieces: list[str] = []
+        usage = None
+        stream = provider.chat_completion_stream(body)
+        try:
+            async for chunk in stream:
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+                for choice in chunk.get("choices") or ():
+                    piece = (choice.get("delta") or {}).get("content")
+                    if piece:
+                        pieces.append(piece)
+        finally:
+            await stream.aclose()
+        kept = [i for i in items if i["type"] == "message" and i["role"] == "user"]
+        compaction = {"type": "compaction", "id": new_id("item"),
+                      "encrypted_content": context.encode_compaction("".join(pieces).strip())}
+        return {"id": new_id("response"), "object": "response.compaction", "created_at": int(time.time()),
+                "output": kept + [compaction], "usage": objects.add_usage(None, usage) or objects.empty_usage()}
+
+
+def _text_of(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        text = content
+    elif isinstance(content, list):
+        text = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    else:
+        text = ""
+    for call in message.get("tool_calls") or ():
+        text += f" [called {call['function']['name']}({call['function']['arguments']})]"
+    return text

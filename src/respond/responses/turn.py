@@ -1,0 +1,232 @@
+"""One model turn: chat-completion chunks in, output items and stream events out.
+
+`TurnAssembler.feed(chunk)` is called for every upstream chunk. It opens and closes output items as the
+model switches between reasoning, text, refusal and tool calls, emits the matching events through the
+`EventStream`, and accumulates the final items. Parallel tool calls whose argument deltas interleave across
+chunks are tracked by their chunk `index`, each as its own `function_call` item.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from respond.ids import new_id
+from respond.responses.events import EventStream
+
+
+def _text_part() -> dict[str, Any]:
+    return {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+
+
+class _Message:
+    """An assistant message being streamed: its parts are text or refusal, one open at a time."""
+
+    __slots__ = ("item", "output_index", "chunks", "part_kind", "logprobs")
+
+    def __init__(self, output_index: int) -> None:
+        self.item: dict[str, Any] = {"type": "message", "id": new_id("message"), "status": "in_progress",
+                                     "role": "assistant", "content": []}
+        self.output_index = output_index
+        self.chunks: list[str] = []
+        self.part_kind: str | None = None
+        self.logprobs: list[dict[str, Any]] = []
+
+
+class _Call:
+    __slots__ = ("item", "output_index", "chunks", "announced")
+
+    def __init__(self, output_index: int, call_id: str, name: str) -> None:
+        self.item: dict[str, Any] = {"type": "function_call", "id": new_id("function_call"), "call_id": call_id,
+                                     "name": name, "arguments": "", "status": "in_progress"}
+        self.output_index = output_index
+        self.chunks: list[str] = []
+        self.announced = False
+
+
+class _Reasoning:
+    __slots__ = ("item", "output_index", "chunks")
+
+    def __init__(self, output_index: int) -> None:
+        self.item: dict[str, Any] = {"type": "reasoning", "id": new_id("reasoning"), "summary": [],
+                                     "content": [], "status": "in_progress"}
+        self.output_index = output_index
+        self.chunks: list[str] = []
+
+
+class TurnAssembler:
+    """Accumulates one streamed chat completion into Responses output items, emitting events as it goes."""
+
+    def __init__(self, events: EventStream, first_output_index: int) -> None:
+        self.events = events
+        self.next_index = first_output_index
+        self.items: list[tuple[int, dict[str, Any]]] = []  # (output_index, finished item)
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self._message: _Message | None = None
+        self._reasoning: _Reasoning | None = None
+        self._calls: dict[int, _Call] = {}
+        self.saw_choice = False
+
+    # -- feeding --------------------------------------------------------------------------------------
+    def feed(self, chunk: dict[str, Any]) -> None:
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = usage
+        choices = chunk.get("choices")
+        if not choices:
+            return
+        choice = choices[0]
+        self.saw_choice = True
+        delta = choice.get("delta") or {}
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning:
+            self._on_reasoning(reasoning)
+        content = delta.get("content")
+        if content:
+            logprobs = choice.get("logprobs")
+            self._on_text("output_text", content, _map_logprobs(logprobs.get("content")) if logprobs else None)
+        refusal = delta.get("refusal")
+        if refusal:
+            self._on_text("refusal", refusal, None)
+        tool_calls = delta.get("tool_calls")
+        if tool_calls:
+            for call in tool_calls:
+                self._on_tool_call(call)
+        if choice.get("finish_reason"):
+            self.finish_reason = choice["finish_reason"]
+
+    def _take_index(self) -> int:
+        index = self.next_index
+        self.next_index += 1
+        return index
+
+    def _on_reasoning(self, text: str) -> None:
+        r = self._reasoning
+        if r is None:
+            r = self._reasoning = _Reasoning(self._take_index())
+            self.events.item_added(r.output_index, {"type": "reasoning", "id": r.item["id"], "summary": [],
+                                                    "content": [], "status": "in_progress"})
+            self.events.part_added(r.item["id"], r.output_index, 0, {"type": "reasoning_text", "text": ""})
+        r.chunks.append(text)
+        self.events.reasoning_delta(r.item["id"], r.output_index, 0, text)
+
+    def _close_reasoning(self) -> None:
+        r = self._reasoning
+        if r is None:
+            return
+        self._reasoning = None
+        text = "".join(r.chunks)
+        part = {"type": "reasoning_text", "text": text}
+        self.events.reasoning_done(r.item["id"], r.output_index, 0, text)
+        self.events.part_done(r.item["id"], r.output_index, 0, part)
+        r.item["content"] = [part]
+        r.item["status"] = "completed"
+        self.events.item_done(r.output_index, r.item)
+        self.items.append((r.output_index, r.item))
+
+    def _on_text(self, kind: str, text: str, logprobs: list[dict[str, Any]] | None) -> None:
+        self._close_reasoning()
+        m = self._message
+        if m is None:
+            m = self._message = _Message(self._take_index())
+            self.events.item_added(m.output_index, {"type": "message", "id": m.item["id"], "status": "in_progress",
+                                                    "role": "assistant", "content": []})
+        if m.part_kind != kind:
+            self._close_part(m)
+            m.part_kind = kind
+            fresh = _text_part() if kind == "output_text" else {"type": "refusal", "refusal": ""}
+            self.events.part_added(m.item["id"], m.output_index, len(m.item["content"]), fresh)
+        m.chunks.append(text)
+        content_index = len(m.item["content"])
+        if kind == "output_text":
+            if logprobs:
+                m.logprobs.extend(logprobs)
+            self.events.text_delta(m.item["id"], m.output_index, content_index, text, logprobs)
+        else:
+            self.events.refusal_delta(m.item["id"], m.output_index, content_index, text)
+
+    def _close_part(self, m: _Message) -> None:
+        if m.part_kind is None:
+            return
+        text = "".join(m.chunks)
+        content_index = len(m.item["content"])
+        if m.part_kind == "output_text":
+            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": m.logprobs}
+            self.events.text_done(m.item["id"], m.output_index, content_index, text, m.logprobs)
+        else:
+            part = {"type": "refusal", "refusal": text}
+            self.events.refusal_done(m.item["id"], m.output_index, content_index, text)
+        self.events.part_done(m.item["id"], m.output_index, content_index, part)
+        m.item["content"].append(part)
+        m.chunks, m.part_kind, m.logprobs = [], None, []
+
+    def _close_message(self, status: str) -> None:
+        m = self._message
+        if m is None:
+            return
+        self._message = None
+        self._close_part(m)
+        m.item["status"] = status
+        self.events.item_done(m.output_index, m.item)
+        self.items.append((m.output_index, m.item))
+
+    def _on_tool_call(self, delta: dict[str, Any]) -> None:
+        index = delta.get("index", len(self._calls))
+        function = delta.get("function") or {}
+        call = self._calls.get(index)
+        if call is None:
+            self._close_reasoning()
+            self._close_message("completed")
+            call = self._calls[index] = _Call(self._take_index(), delta.get("id") or "", function.get("name") or "")
+        else:
+            if delta.get("id") and not call.item["call_id"]:
+                call.item["call_id"] = delta["id"]
+            if function.get("name") and not call.item["name"]:
+                call.item["name"] = function["name"]
+        if not call.announced and call.item["name"]:
+            if not call.item["call_id"]:
+                call.item["call_id"] = new_id("call")
+            call.announced = True
+            self.events.item_added(call.output_index, {**call.item, "arguments": ""})
+            for earlier in call.chunks:
+                self.events.arguments_delta(call.item["id"], call.output_index, earlier)
+        arguments = function.get("arguments")
+        if arguments:
+            call.chunks.append(arguments)
+            if call.announced:
+                self.events.arguments_delta(call.item["id"], call.output_index, arguments)
+
+    # -- finishing ------------------------------------------------------------------------------------
+    def finish(self, incomplete: bool = False) -> list[dict[str, Any]]:
+        """Close every open item (in output order) and return this turn's items in output order."""
+        status = "incomplete" if incomplete else "completed"
+        self._close_reasoning()
+        self._close_message(status)
+        for call in sorted(self._calls.values(), key=lambda c: c.output_index):
+            if not call.announced:
+                call.item["name"] = call.item["name"] or "unknown_function"
+                call.item["call_id"] = call.item["call_id"] or new_id("call")
+                call.announced = True
+                self.events.item_added(call.output_index, {**call.item, "arguments": ""})
+            arguments = "".join(call.chunks)
+            call.item["arguments"] = arguments
+            call.item["status"] = status
+            self.events.arguments_done(call.item["id"], call.output_index, call.item["name"], arguments)
+            self.events.item_done(call.output_index, call.item)
+            self.items.append((call.output_index, call.item))
+        self._calls = {}
+        self.items.sort(key=lambda pair: pair[0])
+        return [item for _, item in self.items]
+
+    @property
+    def function_calls(self) -> list[dict[str, Any]]:
+        return [item for _, item in self.items if item["type"] == "function_call"]
+
+
+def _map_logprobs(entries: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    if not entries:
+        return None
+    return [{"token": e.get("token", ""), "logprob": e.get("logprob", 0.0), "bytes": e.get("bytes") or [],
+             "top_logprobs": [{"token": t.get("token", ""), "logprob": t.get("logprob", 0.0),
+                               "bytes": t.get("bytes") or []} for t in e.get("top_logprobs") or []]}
+            for e in entries]

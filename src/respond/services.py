@@ -1,0 +1,47 @@
+"""The services one app instance owns, built once at start-up and closed at shutdown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from respond.config import Config
+from respond.inference.factory import build_providers
+from respond.inference.router import Router
+from respond.recording.provider import RecordingProvider
+from respond.recording.recorder import Recorder
+from respond.responses.service import ResponseService
+from respond.storage.engine import Database
+from respond.storage.responses_repo import ResponseStore
+
+
+@dataclass
+class Services:
+    config: Config
+    db: Database
+    recorder: Recorder
+    router: Router
+    responses: ResponseService
+
+    @classmethod
+    async def start(cls, config: Config) -> Services:
+        config.data_path.mkdir(parents=True, exist_ok=True)
+        db = Database(config.resolved_database_url())
+        await db.create_all()
+        recorder = Recorder(config.recording.mode, config.resolved_recordings_dir())
+        providers = build_providers(config)
+        if recorder.mode != "live":
+            providers = [RecordingProvider(p, recorder, base_url=_base_url(config, p.id)) for p in providers]
+        router = Router(providers, config.default_model)
+        return cls(config=config, db=db, recorder=recorder, router=router,
+                   responses=ResponseService(router, ResponseStore(db)))
+
+    async def close(self) -> None:
+        await self.router.aclose()
+        await self.db.close()
+
+
+def _base_url(config: Config, provider_id: str) -> str:
+    for provider in config.providers:
+        if provider.id == provider_id:
+            return provider.base_url or f"local://{provider.id}"
+    return f"local://{provider_id}"
