@@ -32,6 +32,7 @@ class Services:
         if recorder.mode != "live":
             providers = [RecordingProvider(p, recorder, base_url=_base_url(config, p.id)) for p in providers]
         router = Router(providers, config.default_model)
+        await router.refresh()  # at start-up, outside any test id: discovery is recorded once
         return cls(config=config, db=db, recorder=recorder, router=router,
                    responses=ResponseService(router, ResponseStore(db)))
 

@@ -99,17 +99,19 @@ def make_config(data_dir: Path, providers: list[ProviderConfig], **fields: Any) 
 
 
 @pytest.fixture(scope="session")
-def server(upstream: Any) -> Any:
+def server(upstream_server: Any) -> Any:
     with tempfile.TemporaryDirectory(prefix="respond-test-") as tmp:
-        running = start_server(make_config(Path(tmp), [scripted_provider(upstream), local_provider()]))
+        running = start_server(make_config(Path(tmp), [scripted_provider(upstream_server.upstream),
+                                                       local_provider()]))
         yield running
         running.stop()
 
 
 @pytest.fixture(scope="session")
-def pg_server(upstream: Any, pg_url: str) -> Any:
+def pg_server(upstream_server: Any, pg_url: str) -> Any:
     with tempfile.TemporaryDirectory(prefix="respond-test-pg-") as tmp:
-        running = start_server(make_config(Path(tmp), [scripted_provider(upstream), local_provider()],
+        running = start_server(make_config(Path(tmp), [scripted_provider(upstream_server.upstream),
+                                                       local_provider()],
                                            database_url=pg_url))
         yield running
         running.stop()

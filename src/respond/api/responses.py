@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
@@ -15,6 +15,7 @@ from respond.responses.service import Prepared, ResponseService
 router = APIRouter()
 
 Order = Literal["asc", "desc"]
+Limit = Annotated[int, Query(ge=1, le=100)]
 
 
 def _service(request: Request) -> ResponseService:
@@ -53,7 +54,7 @@ async def count_input_tokens(request: Request) -> JSON:
 
 
 @router.get("/v1/responses")
-async def list_responses(request: Request, after: str | None = None, limit: int = Query(20, ge=1, le=100),
+async def list_responses(request: Request, after: str | None = None, limit: Limit = 20,
                          order: Order = "desc", model: str | None = None) -> JSON:
     return JSON(await _service(request).list(after=after, limit=limit, order=order, model=model))
 
@@ -80,7 +81,7 @@ async def cancel_response(request: Request, response_id: str) -> JSON:
 
 @router.get("/v1/responses/{response_id}/input_items")
 async def list_input_items(request: Request, response_id: str, after: str | None = None,
-                           before: str | None = None, limit: int = Query(20, ge=1, le=100),
-                           order: Order = "desc", include: list[str] | None = Query(None)) -> JSON:
+                           before: str | None = None, limit: Limit = 20,
+                           order: Order = "desc", include: Annotated[list[str] | None, Query()] = None) -> JSON:
     return JSON(await _service(request).input_items(response_id, after=after, before=before, limit=limit,
                                                     order=order))

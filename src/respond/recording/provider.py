@@ -40,6 +40,9 @@ class RecordingProvider:
                                headers={}, model=model)
 
     async def list_models(self) -> list[ModelInfo]:
+        config = getattr(self.inner, "config", None)
+        if config is None or config.type == "local" or config.models is not None:
+            return await self.inner.list_models()  # configured: no outbound call to record
         result = await self.recorder.call(self._request("GET", "/models", None), self.inner.list_models,
                                           response_type=MODEL_INFO)
         return [_model_info(m) for m in result]

@@ -115,6 +115,9 @@ async def _model_turns(run: ResponseRun) -> AsyncIterator[Event]:
             # keep what was produced before the failure
             response["output"].extend(assembler.finish(incomplete=True))
             raise
+        except BaseException:  # cancelled (the client went away): keep what was produced so far
+            response["output"].extend(assembler.finish(incomplete=True))
+            raise
         finish = assembler.finish_reason
         if finish is None and assembler.usage is None and not assembler.saw_choice:
             response["output"].extend(assembler.finish(incomplete=True))

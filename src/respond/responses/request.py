@@ -6,6 +6,7 @@ accepted and ignored (extra="allow"), as clients of newer SDKs send them.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -104,9 +105,13 @@ def parse_create_request(body: Any) -> CreateResponseRequest:
         raise validation_error_to_api_error(exc) from None
 
 
+# pydantic puts the member of a union (or a validator's name) into an error's location: not a parameter name
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|none|[a-z-]+\[.*\]|function-\w+)$")
+
+
 def validation_error_to_api_error(exc: Any) -> InvalidRequest:
     first = exc.errors()[0]
-    loc = [p for p in first.get("loc", ()) if not (isinstance(p, str) and p in ("function-after",))]
+    loc = [p for p in first.get("loc", ()) if not (isinstance(p, str) and _TYPE_TAG.match(p))]
     param = ""
     for part in loc:
         if isinstance(part, int):

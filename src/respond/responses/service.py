@@ -56,8 +56,9 @@ class ResponseService:
         if req.conversation is not None:
             raise InvalidRequest("Conversations are not supported by this server yet; use previous_response_id.",
                                  param="conversation", code="unsupported_parameter")
-        provider, upstream_model = self.router.resolve(req.model)
+        provider, upstream_model = await self.router.aresolve(req.model)
         model_id = f"{provider.id}/{upstream_model}"
+        context.response_format(req)  # validates text.format before anything runs
         tools = context.function_tools(req.tools)
         chat_tool_choice, usable_tools = context.resolve_tool_choice(req.tool_choice, tools)
         input_items = normalize_input(req.input)
@@ -161,7 +162,7 @@ class ResponseService:
 
         The result's `output` (user messages + the compaction item) is accepted back as `input`.
         """
-        provider, upstream_model = self.router.resolve(req.model)
+        provider, upstream_model = await self.router.aresolve(req.model)
         items = await self._items_for(req)
         transcript = context.items_to_messages(items, None)
         prompt = [{"role": "system", "content": (

@@ -1,0 +1,64 @@
+"""compact, input_tokens, truncation=auto, and the frame format of the stream."""
+
+from __future__ import annotations
+
+import openai
+
+from tests.support.upstream import error, reply
+
+MODEL = "up/scripted"
+
+
+def test_compact_output_is_accepted_back_as_input(client: openai.OpenAI, upstream) -> None:
+    upstream.script(reply("Saturn."), reply("User asked about ringed planets; answer was Saturn."),
+                    reply("Yes, Saturn."))
+    r1 = client.responses.create(model=MODEL, input="Which planet has rings?")
+    compacted = client.post("/responses/compact", cast_to=object,
+                            body={"model": MODEL, "previous_response_id": r1.id})
+    assert compacted["object"] == "response.compaction"
+    kinds = [i["type"] for i in compacted["output"]]
+    assert kinds == ["message", "compaction"]
+    assert compacted["output"][0]["role"] == "user"
+    summary_request = upstream.chat_bodies[-1]["messages"]
+    assert "Which planet has rings?" in summary_request[-1]["content"] and "Saturn." in summary_request[-1]["content"]
+
+    r2 = client.responses.create(model=MODEL, input=compacted["output"] + [{"role": "user", "content": "Sure?"}])
+    assert r2.output_text == "Yes, Saturn."
+    sent = upstream.last_chat["messages"]
+    assert sent[0] == {"role": "user", "content": "Which planet has rings?"}
+    assert sent[1]["role"] == "system" and "answer was Saturn" in sent[1]["content"]
+    assert sent[2] == {"role": "user", "content": "Sure?"}
+
+
+def test_forged_compaction_item_is_rejected(client: openai.OpenAI) -> None:
+    try:
+        client.responses.create(model=MODEL, input=[{"type": "compaction", "encrypted_content": "garbage"}])
+    except openai.BadRequestError as err:
+        assert err.response.json()["error"]["code"] == "invalid_encrypted_content"
+    else:
+        raise AssertionError("expected a 400")
+
+
+def test_input_tokens_counts(client: openai.OpenAI, upstream) -> None:
+    small = client.post("/responses/input_tokens", cast_to=object, body={"model": MODEL, "input": "hi"})
+    big = client.post("/responses/input_tokens", cast_to=object,
+                      body={"model": MODEL, "input": "hello world " * 100, "instructions": "be nice"})
+    assert small["object"] == "response.input_tokens"
+    assert 0 < small["input_tokens"] < 20 and big["input_tokens"] > 200
+    assert not upstream.chat_bodies  # counting does not call the model
+
+
+def test_truncation_auto_drops_oldest_turns_on_context_overflow(client: openai.OpenAI, upstream) -> None:
+    upstream.script(reply("first"), reply("second"))
+    r1 = client.responses.create(model=MODEL, input="one")
+    r2 = client.responses.create(model=MODEL, input="two", previous_response_id=r1.id)
+    overflow = error(400, "This model's maximum context length is 10 tokens.", code="context_length_exceeded")
+    upstream.script(overflow, reply("third"))
+    r3 = client.responses.create(model=MODEL, input="three", previous_response_id=r2.id, truncation="auto")
+    assert r3.status == "completed" and r3.output_text == "third"
+    first, retry = upstream.chat_bodies[-2:]
+    assert len(first["messages"]) == 5 and [m["content"] for m in retry["messages"]] == ["two", "second", "three"]
+
+    upstream.script(overflow)
+    r4 = client.responses.create(model=MODEL, input="four", previous_response_id=r3.id)  # truncation disabled
+    assert r4.status == "failed" and "context length" in r4.error.message
