@@ -50,7 +50,7 @@ class Config(BaseModel):
     port: int = 8321
     data_dir: str = Field(default_factory=lambda: os.environ.get("RESPOND_DATA_DIR", "~/.respond"))
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/respond.db")
+        default=None, description="SQLAlchemy URL: sqlite:///path or postgresql+asyncpg://...; default sqlite under data_dir")
     default_model: str | None = None
     log_level: str = "info"
     providers: list[ProviderConfig] = Field(default_factory=list)
@@ -63,7 +63,7 @@ class Config(BaseModel):
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{self.data_path / 'respond.db'}"
+        return f"sqlite:///{self.data_path / 'respond.db'}"
 
     def resolved_recordings_dir(self) -> Path:
         return Path(self.recording.dir).expanduser() if self.recording.dir else self.data_path / "recordings"

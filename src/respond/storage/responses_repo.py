@@ -1,0 +1,177 @@
+"""`ResponseStore`: stored Response objects with their input and context items.
+
+One row per response. The Response object and its item lists are JSON documents; `id`, `created_at`,
+`model`, `status`, `previous_response_id` and the conversation id are copied into index columns. Writes are a
+single `INSERT .. ON CONFLICT (id) DO UPDATE` statement (Core, no ORM), so saving a response first as
+`in_progress` and again when done is one round trip each.
+
+Listing pages like OpenAI's: newest first by default, `after` is the id of the last item of the previous
+page, `has_more` says whether another page follows.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, delete, or_, select
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from respond.errors import InvalidRequest, NotFound
+from respond.storage.engine import Database
+from respond.storage.tables import responses
+
+_c = responses.c
+
+
+@dataclass
+class StoredResponse:
+    response: dict
+    input_items: list[dict]
+    context_items: list[dict]
+
+
+@dataclass
+class Page:
+    data: list[dict]
+    has_more: bool
+    first_id: str | None
+    last_id: str | None
+
+    @classmethod
+    def of(cls, data: list[dict], has_more: bool) -> Page:
+        return cls(data=data, has_more=has_more,
+                   first_id=data[0].get("id") if data else None,
+                   last_id=data[-1].get("id") if data else None)
+
+
+def _conversation_id(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) else None
+
+
+def _check_page_args(limit: int, order: str) -> None:
+    if order not in ("asc", "desc"):
+        raise InvalidRequest(f"Invalid 'order': expected 'asc' or 'desc', got {order!r}.", param="order",
+                             code="invalid_value")
+    if limit < 1:
+        raise InvalidRequest(f"Invalid 'limit': must be at least 1, got {limit}.", param="limit",
+                             code="invalid_value")
+
+
+class ResponseStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        insert = sqlite_dialect.insert if db.is_sqlite else pg_dialect.insert
+        stmt = insert(responses)
+        updated = ("created_at", "model", "status", "previous_response_id", "conversation_id",
+                   "response", "input_items", "context_items")
+        self._upsert = stmt.on_conflict_do_update(
+            index_elements=[_c.id], set_={name: stmt.excluded[name] for name in updated})
+
+    async def save(self, response: dict, input_items: list[dict], context_items: list[dict]) -> None:
+        """Insert or replace the response stored under `response["id"]` (its list position is kept)."""
+        created_at = response.get("created_at")
+        row = {
+            "id": response["id"],
+            "created_at": float(created_at) if created_at is not None else time.time(),
+            "model": response.get("model"),
+            "status": response.get("status"),
+            "previous_response_id": response.get("previous_response_id"),
+            "conversation_id": _conversation_id(response.get("conversation")),
+            "response": response,
+            "input_items": input_items,
+            "context_items": context_items,
+        }
+        await self.db.write_one(_execute, self._upsert, row)
+
+    async def get(self, response_id: str) -> StoredResponse | None:
+        return await self.db.read(_get, response_id)
+
+    async def delete(self, response_id: str) -> bool:
+        return await self.db.write_one(_delete, response_id)
+
+    async def list(self, *, after: str | None = None, limit: int = 20, order: str = "desc",
+                   model: str | None = None) -> Page:
+        """A page of stored responses ordered by creation (then insertion) time."""
+        _check_page_args(limit, order)
+        return await self.db.read(_list, after, limit, order, model)
+
+    async def list_input_items(self, response_id: str, *, after: str | None = None, before: str | None = None,
+                               limit: int = 20, order: str = "desc") -> Page:
+        """A page of the response's input items; "desc" is newest first (the reverse of input order).
+
+        `after` / `before` are item ids and exclusive bounds in the chosen order. With only `before`, the page
+        is the `limit` items just before it (and `has_more` says whether earlier ones exist); otherwise the
+        page starts right after `after` (or at the start) and `has_more` says whether later ones exist.
+        """
+        _check_page_args(limit, order)
+        stored = await self.db.read(_input_items, response_id)
+        if stored is None:
+            raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+        items: list[dict] = stored if order == "asc" else stored[::-1]
+        start, end = 0, len(items)
+        if after is not None:
+            start = _position(items, after, "after") + 1
+        if before is not None:
+            end = _position(items, before, "before")
+        window = items[start:end] if start < end else []
+        if before is not None and after is None:
+            return Page.of(window[-limit:], has_more=len(window) > limit)
+        return Page.of(window[:limit], has_more=len(window) > limit)
+
+
+# -- the statements, run by Database.read / Database.write on a synchronous Connection -----------------------
+
+_GET = select(_c.response, _c.input_items, _c.context_items).where(_c.id == bindparam("response_id"))
+_GET_INPUT_ITEMS = select(_c.input_items).where(_c.id == bindparam("response_id"))
+_GET_CURSOR = select(_c.created_at, _c.seq).where(_c.id == bindparam("response_id"))
+_DELETE = delete(responses).where(_c.id == bindparam("response_id"))
+
+
+def _execute(conn: Connection, statement: Any, params: dict[str, Any]) -> None:
+    conn.execute(statement, params)
+
+
+def _get(conn: Connection, response_id: str) -> StoredResponse | None:
+    row = conn.execute(_GET, {"response_id": response_id}).first()
+    if row is None:
+        return None
+    return StoredResponse(response=row[0], input_items=row[1], context_items=row[2])
+
+
+def _input_items(conn: Connection, response_id: str) -> list[dict] | None:
+    row = conn.execute(_GET_INPUT_ITEMS, {"response_id": response_id}).first()
+    return None if row is None else row[0]
+
+
+def _delete(conn: Connection, response_id: str) -> bool:
+    return conn.execute(_DELETE, {"response_id": response_id}).rowcount > 0
+
+
+def _list(conn: Connection, after: str | None, limit: int, order: str, model: str | None) -> Page:
+    conditions = []
+    if model is not None:
+        conditions.append(_c.model == model)
+    if after is not None:
+        cursor = conn.execute(_GET_CURSOR, {"response_id": after}).first()
+        if cursor is None:
+            raise NotFound(f"Response with id '{after}' not found.", param="after")
+        created_at, seq = cursor
+        if order == "desc":
+            conditions.append(or_(_c.created_at < created_at, and_(_c.created_at == created_at, _c.seq < seq)))
+        else:
+            conditions.append(or_(_c.created_at > created_at, and_(_c.created_at == created_at, _c.seq > seq)))
+    ordering = (_c.created_at.desc(), _c.seq.desc()) if order == "desc" else (_c.created_at.asc(), _c.seq.asc())
+    rows = conn.execute(select(_c.response).where(*conditions).order_by(*ordering).limit(limit + 1)).all()
+    return Page.of([row[0] for row in rows[:limit]], has_more=len(rows) > limit)
+
+
+def _position(items: list[dict], item_id: str, param: str) -> int:
+    for index, item in enumerate(items):
+        if isinstance(item, dict) and item.get("id") == item_id:
+            return index
+    raise NotFound(f"Input item with id '{item_id}' not found.", param=param)
