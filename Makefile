@@ -28,5 +28,5 @@ lint: install
 bench: install  ## latency/CPU benchmark against a fast fake upstream (see bench/README.md)
 	$(BIN)/python bench/run.py $(ARGS)
 
-record: install  ## re-record recordings against live services (needs OPENAI_API_KEY) or the embedded model
-	RESPOND_RECORD_MODE=record $(BIN)/python -m pytest $(ARGS)
+record: install  ## re-record tests/recordings: the embedded model, or RESPOND_RECORDED_MODEL=openai/gpt-4o with a key
+	$(BIN)/python -m pytest tests/recorded --record-mode record $(ARGS)
