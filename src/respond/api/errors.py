@@ -6,9 +6,9 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from respond.api.http import JSON
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from respond.api.http import JSON
 from respond.errors import APIError
 from respond.responses.request import validation_error_to_api_error
 

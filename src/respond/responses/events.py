@@ -17,7 +17,7 @@ class EventStream:
 
     def __init__(self, enabled: bool = True) -> None:
         self._seq = 0
-        self.enabled = enabled  # non-streamed requests skip building delta events altogether
+        self.enabled = enabled  # non-streamed requests keep no events: nobody reads them
         self.events: list[Event] = []
 
     def _emit(self, event: Event) -> Event:
@@ -45,10 +45,7 @@ class EventStream:
                            "error": {"type": error_type, "code": code, "message": message, "param": param}})
 
     # -- output items ------------------------------------------------------------------------------------
-    def item_added(self, output_index: int, item: dict[str, Any]) -> Event | None:
-        if not self.enabled:
-            self._seq += 1
-            return None
+    def item_added(self, output_index: int, item: dict[str, Any]) -> Event:
         return self._emit({"type": "response.output_item.added", "output_index": output_index, "item": item})
 
     def item_done(self, output_index: int, item: dict[str, Any]) -> Event:
@@ -56,83 +53,50 @@ class EventStream:
 
     # -- content parts (message text / refusal, reasoning text) -------------------------------------------
     def part_added(self, item_id: str, output_index: int, content_index: int, part: dict[str, Any]) -> None:
-        if not self.enabled:
-            self._seq += 1
-            return
         self._emit({"type": "response.content_part.added", "item_id": item_id, "output_index": output_index,
                     "content_index": content_index, "part": part})
 
     def part_done(self, item_id: str, output_index: int, content_index: int, part: dict[str, Any]) -> None:
-        if not self.enabled:
-            self._seq += 1
-            return
         self._emit({"type": "response.content_part.done", "item_id": item_id, "output_index": output_index,
                     "content_index": content_index, "part": part})
 
     def text_delta(self, item_id: str, output_index: int, content_index: int, delta: str,
                    logprobs: list[dict[str, Any]] | None = None) -> None:
-        if not self.enabled:
-            self._seq += 1
-            return
         self._emit({"type": "response.output_text.delta", "item_id": item_id, "output_index": output_index,
                     "content_index": content_index, "delta": delta, "logprobs": logprobs or []})
 
     def text_done(self, item_id: str, output_index: int, content_index: int, text: str,
                   logprobs: list[dict[str, Any]]) -> None:
-        if not self.enabled:
-            self._seq += 1
-            return
         self._emit({"type": "response.output_text.done", "item_id": item_id, "output_index": output_index,
                     "content_index": content_index, "text": text, "logprobs": logprobs})
 
     def annotation_added(self, item_id: str, output_index: int, content_index: int, annotation_index: int,
                          annotation: dict[str, Any]) -> None:
-        if not self.enabled:
-            self._seq += 1
-            return
         self._emit({"type": "response.output_text.annotation.added", "item_id": item_id,
                     "output_index": output_index, "content_index": content_index,
                     "annotation_index": annotation_index, "annotation": annotation})
 
     def refusal_delta(self, item_id: str, output_index: int, content_index: int, delta: str) -> None:
-        if not self.enabled:
-            self._seq += 1
-            return
         self._emit({"type": "response.refusal.delta", "item_id": item_id, "output_index": output_index,
                     "content_index": content_index, "delta": delta})
 
     def refusal_done(self, item_id: str, output_index: int, content_index: int, refusal: str) -> None:
-        if not self.enabled:
-            self._seq += 1
-            return
         self._emit({"type": "response.refusal.done", "item_id": item_id, "output_index": output_index,
                     "content_index": content_index, "refusal": refusal})
 
     def reasoning_delta(self, item_id: str, output_index: int, content_index: int, delta: str) -> None:
-        if not self.enabled:
-            self._seq += 1
-            return
         self._emit({"type": "response.reasoning_text.delta", "item_id": item_id, "output_index": output_index,
                     "content_index": content_index, "delta": delta})
 
     def reasoning_done(self, item_id: str, output_index: int, content_index: int, text: str) -> None:
-        if not self.enabled:
-            self._seq += 1
-            return
         self._emit({"type": "response.reasoning_text.done", "item_id": item_id, "output_index": output_index,
                     "content_index": content_index, "text": text})
 
     # -- function calls --------------------------------------------------------------------------------
     def arguments_delta(self, item_id: str, output_index: int, delta: str) -> None:
-        if not self.enabled:
-            self._seq += 1
-            return
         self._emit({"type": "response.function_call_arguments.delta", "item_id": item_id,
                     "output_index": output_index, "delta": delta})
 
     def arguments_done(self, item_id: str, output_index: int, name: str, arguments: str) -> None:
-        if not self.enabled:
-            self._seq += 1
-            return
         self._emit({"type": "response.function_call_arguments.done", "item_id": item_id,
                     "output_index": output_index, "name": name, "arguments": arguments})
