@@ -59,7 +59,7 @@ async def run_response(run: ResponseRun) -> AsyncIterator[Event]:
         _fail(response, exc)
     except APIError as exc:
         _fail(response, exc)
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, GeneratorExit):  # the client went away
         response["status"] = "cancelled"
         outcome = "cancelled"
         raise

@@ -7,6 +7,7 @@ error *before* anything is streamed, so bad input always gets a plain HTTP error
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -90,10 +91,10 @@ class ResponseService:
 
     async def stream(self, prepared: Prepared) -> AsyncIterator[Event]:
         """Run a prepared response, yielding its events; the response is stored however the run ends."""
-        run = prepared.run
         try:
-            async for event in run_response(run):
-                yield event
+            async with contextlib.aclosing(run_response(prepared.run)) as events:
+                async for event in events:
+                    yield event
         finally:
             await asyncio.shield(self._finish(prepared))
 

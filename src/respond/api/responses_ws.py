@@ -1,0 +1,167 @@
+"""/v1/responses over WebSocket: the protocol of the openai SDK's `client.responses.connect()`.
+
+Client frames are JSON text: `{"type": "response.create", ...the POST /v1/responses body...}`. Each one runs
+a response and streams every event as its own text frame (the same events as SSE). Many responses run on
+one connection; those sent with the same `stream_id` ("lane", default: none) run one after another in the
+order sent, and their events echo that `stream_id`. Different lanes run side by side.
+
+- A client error (bad parameters, unknown model, unknown `previous_response_id`, an unknown frame type,
+  invalid JSON) is answered by one `error` event; the connection stays open for the next frame.
+- `store: false` responses are kept by the connection (`LocalResponses`), so they can be continued with
+  `previous_response_id` on this connection only. A failed continuation evicts its previous response.
+- `response.steer` is not supported: it is answered by `response.steer.failed` (`steering_not_supported`).
+- When the client goes away, the responses still running are cancelled (and stored as the service decides).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+
+from respond import jsonutil
+from respond.errors import APIError, InvalidRequest
+from respond.responses.events import EventStream
+from respond.responses.request import parse_create_request
+from respond.responses.service import LocalResponses, ResponseService
+
+log = logging.getLogger("respond.api.ws")
+
+router = APIRouter()
+
+# Fields of a `response.create` frame that are WebSocket envelope, not response parameters.
+_ENVELOPE = ("type", "stream_id", "stream")
+
+
+@router.websocket("/v1/responses")
+async def responses_socket(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await ResponsesConnection(websocket, websocket.app.state.services.responses).serve()
+
+
+def error_event(exc: APIError, stream_id: str | None = None) -> dict[str, Any]:
+    """An `error` event for a failure outside any response's own stream (numbered 0: it stands alone)."""
+    event = EventStream().error(exc.message, exc.code, exc.param, error_type=exc.error_type)
+    event["status"] = exc.status_code
+    if stream_id is not None:
+        event["stream_id"] = stream_id
+    return event
+
+
+def steer_failed_event(frame: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "response.steer.failed", "sequence_number": 0,
+            "error": {"type": "invalid_request_error", "code": "steering_not_supported",
+                      "message": "Steering is not supported by this server: wait for the response to finish, "
+                                 "then send `response.create` with `previous_response_id`."},
+            "steer": {"input": frame.get("input"), "previous_response_id": frame.get("previous_response_id")}}
+
+
+class ResponsesConnection:
+    """One client connection: reads frames, runs responses on their lanes, writes events."""
+
+    def __init__(self, websocket: WebSocket, service: ResponseService) -> None:
+        self.websocket = websocket
+        self.service = service
+        self.local = LocalResponses()
+        self.lanes: dict[str | None, asyncio.Queue[dict[str, Any]]] = {}
+        self.workers: list[asyncio.Task[None]] = []
+        self.closed = False
+        self._send_lock = asyncio.Lock()
+
+    async def serve(self) -> None:
+        try:
+            while True:
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                await self.on_frame(message.get("text") if message.get("text") is not None
+                                    else message.get("bytes"))
+        finally:
+            self.closed = True
+            for worker in self.workers:
+                worker.cancel()
+            if self.workers:
+                await asyncio.gather(*self.workers, return_exceptions=True)
+
+    # -- frames --------------------------------------------------------------------------------------------
+    async def on_frame(self, raw: str | bytes | None) -> None:
+        try:
+            frame = jsonutil.loads(raw or b"")
+        except ValueError:
+            await self.send(error_event(InvalidRequest("The frame is not valid JSON.", code="invalid_json")))
+            return
+        if not isinstance(frame, dict):
+            await self.send(error_event(InvalidRequest("A frame must be a JSON object with a 'type'.",
+                                                       code="invalid_value")))
+            return
+        kind = frame.get("type")
+        if kind == "response.create":
+            stream_id = frame.get("stream_id")
+            if stream_id is not None and not isinstance(stream_id, str):
+                await self.send(error_event(InvalidRequest("'stream_id' must be a string.", param="stream_id",
+                                                           code="invalid_type")))
+                return
+            self._lane(stream_id).put_nowait(frame)
+        elif kind == "response.steer":
+            await self.send(steer_failed_event(frame))
+        else:
+            shown = kind if isinstance(kind, str) else repr(kind)
+            await self.send(error_event(InvalidRequest(
+                f"Unsupported event type '{shown}': this server accepts 'response.create'.", param="type",
+                code="unsupported_event_type")))
+
+    def _lane(self, stream_id: str | None) -> asyncio.Queue[dict[str, Any]]:
+        queue = self.lanes.get(stream_id)
+        if queue is None:
+            queue = self.lanes[stream_id] = asyncio.Queue()
+            self.workers.append(asyncio.create_task(self._run_lane(queue), name=f"ws-lane-{stream_id}"))
+        return queue
+
+    async def _run_lane(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        while True:
+            frame = await queue.get()
+            try:
+                await self.create(frame)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug in one response must not kill the lane or the connection
+                log.exception("websocket response.create failed")
+                await self.send(error_event(APIError("The server had an error while processing your request.",
+                                                     code="internal_error"), frame.get("stream_id")))
+
+    # -- one response ----------------------------------------------------------------------------------------
+    async def create(self, frame: dict[str, Any]) -> None:
+        stream_id = frame.get("stream_id")
+        body = {k: v for k, v in frame.items() if k not in _ENVELOPE}
+        try:
+            if body.get("generate") is False:
+                raise InvalidRequest("'generate: false' is not supported by this server.", param="generate",
+                                     code="unsupported_parameter")
+            body.pop("generate", None)
+            req = parse_create_request(body)
+            req.stream = True
+            prepared = await self.service.prepare(req, stream=True, local=self.local)
+        except APIError as exc:
+            await self.send(error_event(exc, stream_id))
+            return
+        events = self.service.stream(prepared)
+        try:
+            async for event in events:
+                if stream_id is not None:
+                    event["stream_id"] = stream_id
+                await self.send(event)
+        finally:
+            await events.aclose()
+
+    async def send(self, event: dict[str, Any]) -> None:
+        """Write one event frame; once the client is gone, frames are dropped (the reader then cancels)."""
+        if self.closed:
+            return
+        async with self._send_lock:
+            try:
+                await self.websocket.send_text(jsonutil.dumps(event))
+            except Exception as exc:  # WebSocketDisconnect, OSError, or a send after close
+                self.closed = True
+                log.info("websocket client went away: %s", type(exc).__name__)
