@@ -41,7 +41,7 @@ class RecordingProvider:
 
     async def list_models(self) -> list[ModelInfo]:
         config = getattr(self.inner, "config", None)
-        if config is None or config.type == "local" or config.models is not None:
+        if config is not None and (config.type == "local" or config.models is not None):
             return await self.inner.list_models()  # configured: no outbound call to record
         result = await self.recorder.call(self._request("GET", "/models", None), self.inner.list_models,
                                           response_type=MODEL_INFO)

@@ -1,0 +1,100 @@
+"""POST /v1/chat/completions: a pass-through to the provider behind the requested model.
+
+The body goes to the provider as sent, with `model` replaced by the provider's own model name; the result (or
+each chunk) comes back as the provider produced it, so `model` in responses is the upstream's (e.g. the dated
+snapshot name), as with OpenAI itself.
+
+Streaming: the first chunk is awaited before the response starts, so an upstream failure before any output
+is a normal HTTP error envelope; after that, a failure is sent as one `data: {"error": {...}}` frame and the
+stream ends (no `[DONE]`). Each chunk is serialized once with orjson and written as one SSE frame.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from respond.api.http import JSON, EventStreamResponse, read_json
+from respond.errors import APIError, InvalidRequest
+from respond.jsonutil import dumpb
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+DONE_FRAME = b"data: [DONE]\n\n"
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 envelope."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def require_model(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if model is None or model == "":
+        raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+    if not isinstance(model, str):
+        raise InvalidRequest("Invalid type for 'model': expected a string.", param="model", code="invalid_type")
+    return model
+
+
+@router.post("/v1/chat/completions")
+async def create_chat_completion(request: Request) -> Response:
+    body = await read_json_object(request)
+    model = require_model(body)
+    messages = body.get("messages")
+    if messages is None:
+        raise InvalidRequest("Missing required parameter: 'messages'.", param="messages",
+                             code="missing_required_parameter")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("Invalid 'messages': expected a non-empty array of messages.", param="messages",
+                             code="invalid_value" if isinstance(messages, list) else "invalid_type")
+    inference = request.app.state.services.router
+    provider, upstream_model = await inference.aresolve(model)
+    if inference.is_embedding_model(model):
+        raise InvalidRequest(f"The model '{model}' is an embedding model and does not support chat completions.",
+                             param="model", code="model_not_supported")
+    upstream_body = {**body, "model": upstream_model}
+    if not body.get("stream"):
+        result = await provider.chat_completion(upstream_body)
+        return JSON(result)
+
+    stream = provider.chat_completion_stream(upstream_body)
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:
+        first = None
+    except BaseException:
+        await _close(stream)
+        raise
+    return EventStreamResponse(_sse(first, stream))
+
+
+async def _sse(first: dict[str, Any] | None, stream: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    try:
+        if first is not None:
+            yield b"data: " + dumpb(first) + b"\n\n"
+            async for chunk in stream:
+                yield b"data: " + dumpb(chunk) + b"\n\n"
+        yield DONE_FRAME
+    except APIError as exc:
+        yield b"data: " + dumpb(exc.envelope()) + b"\n\n"
+    except Exception:
+        log.exception("chat completion stream failed")
+        yield b"data: " + dumpb({"error": {"message": "The server had an error while streaming the response.",
+                                           "type": "server_error", "param": None, "code": None}}) + b"\n\n"
+    finally:
+        await _close(stream)
+
+
+async def _close(stream: AsyncIterator[Any]) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -1,0 +1,30 @@
+"""POST /v1/embeddings: a pass-through to the provider behind the requested model (`model` swapped for the
+provider's own name; the result is returned as the provider produced it)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from respond.api.chat import read_json_object, require_model
+from respond.api.http import JSON
+from respond.errors import InvalidRequest
+
+router = APIRouter()
+
+
+@router.post("/v1/embeddings")
+async def create_embeddings(request: Request) -> Response:
+    body = await read_json_object(request)
+    model = require_model(body)
+    inputs = body.get("input")
+    if inputs is None:
+        raise InvalidRequest("Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
+    if isinstance(inputs, str | list) and not inputs:
+        raise InvalidRequest("'input' cannot be an empty string or array.", param="input", code="invalid_value")
+    if not isinstance(inputs, str | list):
+        raise InvalidRequest("Invalid type for 'input': expected a string or an array.", param="input",
+                             code="invalid_type")
+    inference = request.app.state.services.router
+    provider, upstream_model = await inference.aresolve(model)
+    result = await provider.embeddings({**body, "model": upstream_model})
+    return JSON(result)
