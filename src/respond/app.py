@@ -26,12 +26,13 @@ class TestIdMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.sequences = ids.IdSequences()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             test_id = next((v.decode() for k, v in scope["headers"] if k == TEST_ID_HEADER), None)
             recording_context.test_id.set(test_id)
-            ids.seed_ids(test_id)
+            ids.use_sequence(self.sequences.for_test(test_id))
         await self.app(scope, receive, send)
 
 

@@ -1,8 +1,9 @@
 """Id formats, in one place.
 
 Ids look like OpenAI's (`resp_<hex>`, `msg_<hex>`, `fc_<hex>`, `call_<alnum>`...). For record/replay, the
-generator can be made deterministic per test (`seed_ids(test_id)`): the same test then produces the same
-ids on every run, so requests that embed ids hash identically.
+generator can be made deterministic per test: an app keeps one `IdSequences` and, for a request carrying a
+test id, makes that test's sequence current (`use_sequence`). The same test then produces the same ids on
+every run of a fresh server, so requests that embed ids hash identically.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ PREFIXES = {
 
 
 @dataclass
-class _DeterministicIds:
+class DeterministicIds:
     seed: str
     counter: int = field(default=0)
 
@@ -36,14 +37,24 @@ class _DeterministicIds:
         return hashlib.sha256(f"{self.seed}:{self.counter}".encode()).hexdigest()[:length]
 
 
-_deterministic: contextvars.ContextVar[_DeterministicIds | None] = contextvars.ContextVar("respond_ids", default=None)
-# One counter per seed for the life of the process: a test's successive requests continue its sequence.
-_sequences: dict[str, _DeterministicIds] = {}
+_deterministic: contextvars.ContextVar[DeterministicIds | None] = contextvars.ContextVar("respond_ids", default=None)
 
 
-def seed_ids(seed: str | None) -> None:
-    """Make ids deterministic for the current context (a test), or random again with `None`."""
-    _deterministic.set(_sequences.setdefault(seed, _DeterministicIds(seed)) if seed else None)
+class IdSequences:
+    """One id sequence per test id, for the life of one app: a test's successive requests continue it."""
+
+    def __init__(self) -> None:
+        self._by_test: dict[str, DeterministicIds] = {}
+
+    def for_test(self, test_id: str | None) -> DeterministicIds | None:
+        if not test_id:
+            return None
+        return self._by_test.setdefault(test_id, DeterministicIds(test_id))
+
+
+def use_sequence(sequence: DeterministicIds | None) -> None:
+    """Make ids in the current context come from `sequence` (deterministic), or random with `None`."""
+    _deterministic.set(sequence)
 
 
 def _hex(length: int) -> str:

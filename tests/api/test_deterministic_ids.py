@@ -1,0 +1,27 @@
+"""With a test id (X-Respond-Test-Id), the ids respond generates repeat run after run; without, they don't."""
+
+from __future__ import annotations
+
+from tests.support.server import scripted_provider
+from tests.support.upstream import reply, tool_call
+
+
+def _run(make_server, upstream, test_id):
+    server = make_server([scripted_provider(upstream)])
+    client = server.client(test_id)
+    upstream.script(reply("hello"), reply(tool_call("f", {}, id="call_fixed")))
+    r1 = client.responses.create(model="up/scripted", input="hi")
+    r2 = client.responses.create(model="up/scripted", input="again", previous_response_id=r1.id,
+                                 tools=[{"type": "function", "name": "f"}])
+    items = client.responses.input_items.list(r2.id)
+    return [r1.id, r1.output[0].id, r2.id, r2.output[0].id] + [i.id for i in items.data]
+
+
+def test_ids_are_deterministic_per_test_id(make_server, upstream) -> None:
+    first = _run(make_server, upstream, "tests/x.py::test_same")
+    second = _run(make_server, upstream, "tests/x.py::test_same")
+    assert first == second and len(set(first)) == len(first)
+    assert first[0].startswith("resp_") and first[1].startswith("msg_") and first[3].startswith("fc_")
+    other = _run(make_server, upstream, "tests/x.py::test_other")
+    assert not set(other) & set(first)
+    assert _run(make_server, upstream, None) != _run(make_server, upstream, None)
