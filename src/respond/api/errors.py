@@ -7,8 +7,9 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
-from respond.api.http import JSON
+from respond.api.http import JSON, ClientDisconnected
 from respond.errors import APIError
 from respond.responses.request import validation_error_to_api_error
 
@@ -42,6 +43,10 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"Method {request.method} is not allowed for {request.url.path}."
         return JSON(APIError(message, status_code=exc.status_code, error_type=kind,
                                        code=None).envelope(), status_code=exc.status_code)
+
+    @app.exception_handler(ClientDisconnected)
+    async def _gone(request: Request, exc: ClientDisconnected) -> Response:
+        return Response(status_code=499)  # nobody is listening; nginx's "client closed request"
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSON:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,6 +15,8 @@ from respond import jsonutil
 from respond.errors import InvalidRequest
 
 log = logging.getLogger("respond.api")
+
+T = TypeVar("T")
 
 
 class JSON(Response):
@@ -32,6 +34,39 @@ async def read_json(request: Request) -> Any:
         return jsonutil.loads(raw)
     except ValueError:
         raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the answer was ready; its work was cancelled."""
+
+
+async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it if the client disconnects first (so an abandoned request stops its
+    upstream call instead of running to the end). Call after the body has been read."""
+    task = asyncio.ensure_future(work)
+    disconnected = False
+
+    async def watch() -> None:
+        nonlocal disconnected
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        disconnected = True
+        task.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if disconnected and not _current_task_cancelling():
+            raise ClientDisconnected() from None
+        raise
+    finally:
+        watcher.cancel()
+
+
+def _current_task_cancelling() -> bool:
+    current = asyncio.current_task()
+    return bool(current and current.cancelling())
 
 
 def sse_frame(event: dict[str, Any]) -> bytes:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from respond.api.http import JSON, EventStreamResponse, read_json, sse_frame
+from respond.api.http import JSON, EventStreamResponse, cancel_on_disconnect, read_json, sse_frame
 from respond.errors import InvalidRequest
 from respond.responses.request import parse_create_request
 from respond.responses.service import Prepared, ResponseService
@@ -29,7 +29,7 @@ async def create_response(request: Request) -> Any:
     prepared = await service.prepare(req, stream=bool(req.stream))
     if req.stream:
         return EventStreamResponse(_sse(service, prepared))
-    return JSON(await service.create(prepared))
+    return JSON(await cancel_on_disconnect(request, service.create(prepared)))
 
 
 async def _sse(service: ResponseService, prepared: Prepared) -> AsyncIterator[bytes]:

@@ -26,7 +26,7 @@ def decode_compaction(blob: str) -> str:
         raise InvalidRequest("This compaction item was not produced by this server.", param="input",
                              code="invalid_encrypted_content")
     try:
-        return base64.b64decode(blob[len(COMPACTION_PREFIX):]).decode()
+        return base64.b64decode(blob[len(COMPACTION_PREFIX):], validate=True).decode()
     except ValueError:
         raise InvalidRequest("The compaction item's encrypted_content is corrupt.", param="input",
                              code="invalid_encrypted_content") from None
@@ -193,8 +193,12 @@ def response_format(req: CreateResponseRequest) -> dict[str, Any] | None:
         return None
     if fmt.type == "json_object":
         return {"type": "json_object"}
-    if not fmt.name or fmt.schema_ is None:
-        raise InvalidRequest("text.format of type json_schema needs 'name' and 'schema'.", param="text.format")
+    if not fmt.name:
+        raise InvalidRequest("Missing required parameter: 'text.format.name'.", param="text.format.name",
+                             code="missing_required_parameter")
+    if fmt.schema_ is None:
+        raise InvalidRequest("Missing required parameter: 'text.format.schema'.", param="text.format.schema",
+                             code="missing_required_parameter")
     schema: dict[str, Any] = {"name": fmt.name, "schema": fmt.schema_}
     if fmt.description is not None:
         schema["description"] = fmt.description
@@ -216,8 +220,12 @@ def echo_text(req: CreateResponseRequest) -> dict[str, Any]:
 
 
 def chat_request(req: CreateResponseRequest, upstream_model: str, messages: list[dict[str, Any]],
-                 tools: list[dict[str, Any]], tool_choice: Any) -> dict[str, Any]:
-    """The streamed chat-completions body for one model turn."""
+                 tools: list[dict[str, Any]], tool_choice: Any, max_tokens_field: str = "max_tokens") -> dict[str, Any]:
+    """The streamed chat-completions body for one model turn.
+
+    `max_tokens_field` is how the provider names the output limit: `max_tokens` (most OpenAI-compatible
+    servers) or `max_completion_tokens` (OpenAI's own API, required by its reasoning models).
+    """
     body: dict[str, Any] = {"model": upstream_model, "messages": messages, "stream": True,
                             "stream_options": {"include_usage": True}}
     if tools:
@@ -232,7 +240,7 @@ def chat_request(req: CreateResponseRequest, upstream_model: str, messages: list
         if value is not None:
             body[name] = value
     if req.max_output_tokens is not None:
-        body["max_tokens"] = req.max_output_tokens
+        body[max_tokens_field] = req.max_output_tokens
     fmt = response_format(req)
     if fmt is not None:
         body["response_format"] = fmt

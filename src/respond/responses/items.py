@@ -41,7 +41,9 @@ def normalize_item(item: Any, where: str) -> dict[str, Any]:
     if kind == "function_call_output":
         _require_str(item, ("call_id",), where)
         output = item.get("output")
-        if not isinstance(output, (str, list)):
+        if isinstance(output, list):
+            output = [_normalize_output_part(p, f"{where}.output[{i}]") for i, p in enumerate(output)]
+        elif not isinstance(output, str):
             raise InvalidRequest(f"Invalid value for '{where}.output': expected a string or a list of content parts.",
                                  param=f"{where}.output")
         return {"type": "function_call_output", "id": item.get("id") or new_id("item"),
@@ -56,6 +58,10 @@ def normalize_item(item: Any, where: str) -> dict[str, Any]:
         _require_str(item, ("encrypted_content",), where)
         return {"type": "compaction", "id": item.get("id") or new_id("item"),
                 "encrypted_content": item["encrypted_content"]}
+    if kind == "item_reference":
+        raise InvalidRequest(f"Invalid value for '{where}.type': item_reference is not supported by this server "
+                             "yet; send the item itself (e.g. the previous response's output item).",
+                             param=f"{where}.type", code="unsupported_value")
     if kind is None:
         raise InvalidRequest(f"Missing required parameter: '{where}.type'.", param=f"{where}.type",
                              code="missing_required_parameter")
@@ -78,6 +84,14 @@ def _normalize_message(item: dict[str, Any], where: str) -> dict[str, Any]:
         raise InvalidRequest(f"Invalid value for '{where}.content': expected a string or a list of content parts.",
                              param=f"{where}.content")
     return _message(role, parts, item.get("id"), item.get("phase"), item.get("status"))
+
+
+def _normalize_output_part(part: Any, where: str) -> dict[str, Any]:
+    """A part of a function_call_output given as a list: text, image or file (as in message content)."""
+    if not isinstance(part, dict) or part.get("type") not in ("input_text", "input_image", "input_file"):
+        raise InvalidRequest(f"Invalid value for '{where}.type': expected one of input_text, input_image, "
+                             "input_file.", param=f"{where}.type", code="invalid_value")
+    return _normalize_part(part, where, "tool")
 
 
 def _normalize_part(part: Any, where: str, role: str) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from respond.errors import APIError, UpstreamError
@@ -40,7 +40,9 @@ class ResponseRun:
     make_body: Callable[[list[dict[str, Any]]], dict[str, Any]]
     events: EventStream
     truncation_auto: bool = False
-    on_finish: list[Callable[[], Any]] = field(default_factory=list)
+    # Stores the finished response. Awaited *before* the terminal event goes out, so a client that continues
+    # the moment it sees `response.completed` always finds the response stored.
+    persist: Callable[[], Awaitable[None]] | None = None
 
 
 async def run_response(run: ResponseRun) -> AsyncIterator[Event]:
@@ -50,39 +52,37 @@ async def run_response(run: ResponseRun) -> AsyncIterator[Event]:
     events.response_event("in_progress", objects.snapshot(response))
     for ev in events.drain():
         yield ev
-    outcome = "failed"
     try:
         async for ev in _model_turns(run):
             yield ev
-        outcome = response["status"]
-    except UpstreamError as exc:
-        _fail(response, exc)
     except APIError as exc:
         _fail(response, exc)
-    except (asyncio.CancelledError, GeneratorExit):  # the client went away
+    except (asyncio.CancelledError, GeneratorExit):  # the client went away: the service stores it cancelled
         response["status"] = "cancelled"
-        outcome = "cancelled"
         raise
     except Exception as exc:  # a bug must not leave the response hanging in_progress
         log.exception("response %s failed", response["id"])
         _fail(response, APIError(f"Internal error: {type(exc).__name__}"))
-    finally:
-        if response["status"] in ("completed", "incomplete"):
-            response["completed_at"] = int(time.time())
-        if outcome != "cancelled":
-            kind = response["status"] if response["status"] in ("completed", "incomplete", "failed") else "failed"
-            events.enabled = True  # the terminal event is always delivered
-            events.response_event(kind, objects.snapshot(response))
+    if response["status"] not in ("completed", "incomplete", "failed"):
+        _fail(response, APIError("The response ended without a final status."))
+    if response["status"] in ("completed", "incomplete"):
+        response["completed_at"] = int(time.time())
+    if run.persist is not None:
+        await run.persist()
+    events.enabled = True  # the terminal event is always delivered
+    events.response_event(response["status"], objects.snapshot(response))
     for ev in events.drain():
         yield ev
 
 
 def _fail(response: dict[str, Any], exc: APIError) -> None:
-    code = "server_error"
-    if isinstance(exc, UpstreamError) and exc.upstream_status == 429:
+    """End the response `failed`. The error code says whose fault it was, in OpenAI's vocabulary."""
+    status = exc.upstream_status if isinstance(exc, UpstreamError) else exc.status_code
+    code = "server_error"  # upstream down, 5xx, timeouts, a bad upstream key (401/403): the operator's side
+    if status == 429:
         code = "rate_limit_exceeded"
-    elif isinstance(exc, UpstreamError) and exc.upstream_status and 400 <= exc.upstream_status < 500:
-        code = "invalid_prompt"
+    elif status is not None and 400 <= status < 500 and status not in (401, 403, 408):
+        code = "invalid_prompt"  # the upstream rejected what was asked (too long, bad parameter...)
     response["status"] = "failed"
     response["error"] = {"code": code, "message": exc.message}
     log.warning("response %s failed: %s", response["id"], exc.message)
@@ -104,7 +104,7 @@ async def _model_turns(run: ResponseRun) -> AsyncIterator[Event]:
                             yield ev
             finally:
                 await stream.aclose()
-        except UpstreamError as exc:
+        except APIError as exc:
             if run.truncation_auto and not assembler.items and assembler.next_index == len(response["output"]) \
                     and _is_context_overflow(exc):
                 shorter = drop_oldest_turn(messages)
@@ -124,7 +124,7 @@ async def _model_turns(run: ResponseRun) -> AsyncIterator[Event]:
             raise UpstreamError("The model's stream ended without any output.")
         incomplete_reason = {"length": "max_output_tokens", "content_filter": "content_filter"}.get(finish or "")
         response["output"].extend(assembler.finish(incomplete=incomplete_reason is not None))
-        turn_usage = assembler.usage or _estimate_usage(messages, assembler.items)
+        turn_usage = assembler.usage or await asyncio.to_thread(_estimate_usage, messages, assembler.items)
         response["usage"] = objects.add_usage(response["usage"], turn_usage)
         for ev in events.drain():
             yield ev
@@ -149,7 +149,7 @@ def _estimate_usage(messages: list[dict[str, Any]], items: list[tuple[int, dict[
     return {"prompt_tokens": tokens.count_messages(messages), "completion_tokens": output}
 
 
-def _is_context_overflow(exc: UpstreamError) -> bool:
+def _is_context_overflow(exc: APIError) -> bool:
     text = f"{exc.code or ''} {exc.message}".lower()
     return any(marker in text for marker in _CONTEXT_OVERFLOW)
 

@@ -44,6 +44,12 @@ class StreamOptions(BaseModel):
     include_obfuscation: bool | None = None
 
 
+INCLUDABLE = Literal[
+    "message.output_text.logprobs", "reasoning.encrypted_content", "message.input_image.image_url",
+    "file_search_call.results", "web_search_call.results", "web_search_call.action.sources",
+    "computer_call_output.output.image_url", "code_interpreter_call.outputs"]
+
+
 class CreateResponseRequest(BaseModel):
     """The body of `POST /v1/responses` (also the payload of a WebSocket `response.create` frame)."""
 
@@ -61,7 +67,7 @@ class CreateResponseRequest(BaseModel):
     top_p: float | None = Field(default=None, ge=0, le=1)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    max_output_tokens: int | None = Field(default=None, ge=1)
+    max_output_tokens: int | None = Field(default=None, ge=16)
     max_tool_calls: int | None = Field(default=None, ge=0)
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     text: TextConfig | None = None
@@ -70,7 +76,8 @@ class CreateResponseRequest(BaseModel):
     parallel_tool_calls: bool | None = None
     truncation: Literal["auto", "disabled"] | None = None
     reasoning: ReasoningConfig | None = None
-    include: list[str] | None = None
+    include: list[INCLUDABLE] | None = None
+    prompt: Any = None
     user: str | None = None
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None

@@ -29,9 +29,18 @@ log = logging.getLogger("respond.responses")
 
 @dataclass
 class LocalResponses:
-    """Responses kept by one WebSocket connection (store=false ones are continuable only there)."""
+    """Responses kept by one WebSocket connection: store=false ones are continuable only there.
+
+    Only the most recent `limit` are kept (stored ones are in the database anyway).
+    """
 
     items: dict[str, StoredResponse] = field(default_factory=dict)
+    limit: int = 64
+
+    def keep(self, stored: StoredResponse) -> None:
+        self.items[stored.response["id"]] = stored
+        while len(self.items) > self.limit:
+            self.items.pop(next(iter(self.items)))
 
 
 @dataclass
@@ -41,6 +50,7 @@ class Prepared:
     input_items: list[dict[str, Any]]
     context_items: list[dict[str, Any]]
     local: LocalResponses | None
+    finished: bool = False
 
 
 class ResponseService:
@@ -54,6 +64,9 @@ class ResponseService:
         if req.background:
             raise InvalidRequest("Background responses are not supported by this server yet.", param="background",
                                  code="unsupported_parameter")
+        if req.prompt is not None:
+            raise InvalidRequest("Stored prompt templates are not supported by this server; send 'instructions' "
+                                 "and 'input' instead.", param="prompt", code="unsupported_parameter")
         if req.conversation is not None:
             raise InvalidRequest("Conversations are not supported by this server yet; use previous_response_id.",
                                  param="conversation", code="unsupported_parameter")
@@ -68,15 +81,21 @@ class ResponseService:
                                  code="missing_required_parameter")
         history = await self._history(req.previous_response_id, local)
         context_items = history + input_items
+        check_tool_pairs(context_items)
         messages = context.items_to_messages(context_items, req.instructions)
         response = objects.new_response(req, response_id=new_id("response"), model=model_id, tools=tools)
 
+        max_tokens_field = getattr(getattr(provider, "config", None), "max_tokens_field", "max_tokens")
+
         def make_body(msgs: list[dict[str, Any]]) -> dict[str, Any]:
-            return context.chat_request(req, upstream_model, msgs, usable_tools, chat_tool_choice)
+            return context.chat_request(req, upstream_model, msgs, usable_tools, chat_tool_choice, max_tokens_field)
 
         run = ResponseRun(response=response, provider=provider, messages=messages, make_body=make_body,
                           events=EventStream(enabled=stream), truncation_auto=req.truncation == "auto")
-        return Prepared(run=run, request=req, input_items=input_items, context_items=context_items, local=local)
+        prepared = Prepared(run=run, request=req, input_items=input_items, context_items=context_items,
+                            local=local)
+        run.persist = lambda: self._finish(prepared)
+        return prepared
 
     async def _history(self, previous_id: str | None, local: LocalResponses | None) -> list[dict[str, Any]]:
         if not previous_id:
@@ -90,13 +109,19 @@ class ResponseService:
         return stored.context_items + stored.response["output"]
 
     async def stream(self, prepared: Prepared) -> AsyncIterator[Event]:
-        """Run a prepared response, yielding its events; the response is stored however the run ends."""
+        """Run a prepared response, yielding its events; the response is stored however the run ends.
+
+        A streamed response is stored `in_progress` first, so it can be retrieved while it runs.
+        """
+        if prepared.run.events.enabled and prepared.run.response["store"]:
+            await self._save(prepared)
         try:
             async with contextlib.aclosing(run_response(prepared.run)) as events:
                 async for event in events:
                     yield event
         finally:
-            await asyncio.shield(self._finish(prepared))
+            if not prepared.finished:  # cancelled before the loop could store it
+                await asyncio.shield(self._finish(prepared))
 
     async def create(self, prepared: Prepared) -> dict[str, Any]:
         """Run a prepared response to its end and return the final response object."""
@@ -105,19 +130,23 @@ class ResponseService:
         return prepared.run.response
 
     async def _finish(self, prepared: Prepared) -> None:
+        prepared.finished = True
         response = prepared.run.response
-        stored = StoredResponse(response=response, input_items=prepared.input_items,
-                                context_items=prepared.context_items)
         if prepared.local is not None:
             if response["status"] == "failed" and prepared.request.previous_response_id:
                 prepared.local.items.pop(prepared.request.previous_response_id, None)
-            else:
-                prepared.local.items[response["id"]] = stored
+            elif not response["store"]:
+                prepared.local.keep(StoredResponse(response=response, input_items=prepared.input_items,
+                                                   context_items=prepared.context_items))
         if response["store"]:
-            try:
-                await self.store.save(response, prepared.input_items, prepared.context_items)
-            except Exception:
-                log.exception("could not store response %s", response["id"])
+            await self._save(prepared)
+
+    async def _save(self, prepared: Prepared) -> None:
+        response = prepared.run.response
+        try:
+            await self.store.save(response, prepared.input_items, prepared.context_items)
+        except Exception:
+            log.exception("could not store response %s", response["id"])
 
     # -- read / delete ------------------------------------------------------------------------------------
     async def get(self, response_id: str) -> dict[str, Any]:
@@ -151,11 +180,11 @@ class ResponseService:
         return items
 
     async def count_input_tokens(self, req: CreateResponseRequest) -> dict[str, Any]:
+        await self.router.aresolve(req.model)
         items = await self._items_for(req)
-        tools = context.function_tools(req.tools)
+        tools = context.echo_tools(context.function_tools(req.tools))
         messages = context.items_to_messages(items, req.instructions)
-        count = tokens.count_messages(messages, [{k: v for k, v in t.items() if not k.startswith("_")}
-                                                 for t in tools])
+        count = await asyncio.to_thread(tokens.count_messages, messages, tools)
         return {"object": "response.input_tokens", "input_tokens": count}
 
     async def compact(self, req: CreateResponseRequest) -> dict[str, Any]:
@@ -190,6 +219,18 @@ class ResponseService:
                       "encrypted_content": context.encode_compaction("".join(pieces).strip())}
         return {"id": new_id("response"), "object": "response.compaction", "created_at": int(time.time()),
                 "output": kept + [compaction], "usage": objects.add_usage(None, usage) or objects.empty_usage()}
+
+
+def check_tool_pairs(items: list[dict[str, Any]]) -> None:
+    """Every function call needs its output and every output its call, as OpenAI requires (400 otherwise)."""
+    calls = {i["call_id"] for i in items if i["type"] == "function_call"}
+    outputs = {i["call_id"] for i in items if i["type"] == "function_call_output"}
+    for call_id in outputs - calls:
+        raise InvalidRequest(f"No tool call found for function call output with call_id {call_id}.",
+                             param="input", code="invalid_value")
+    for call_id in calls - outputs:
+        raise InvalidRequest(f"No tool output found for function call {call_id}.", param="input",
+                             code="invalid_value")
 
 
 def _text_of(message: dict[str, Any]) -> str:

@@ -64,7 +64,8 @@ class TurnAssembler:
         self.usage: dict[str, Any] | None = None
         self._message: _Message | None = None
         self._reasoning: _Reasoning | None = None
-        self._calls: dict[int, _Call] = {}
+        self._calls: list[_Call] = []  # in the order the model started them
+        self._by_index: dict[int, _Call] = {}  # the call each upstream tool_calls `index` currently feeds
         self.saw_choice = False
 
     # -- feeding --------------------------------------------------------------------------------------
@@ -171,18 +172,25 @@ class TurnAssembler:
         self.items.append((m.output_index, m.item))
 
     def _on_tool_call(self, delta: dict[str, Any]) -> None:
-        index = delta.get("index", len(self._calls))
         function = delta.get("function") or {}
-        call = self._calls.get(index)
-        if call is None:
+        call_id, name, index = delta.get("id"), function.get("name"), delta.get("index")
+        # Backends differ: most number parallel calls with `index`; some reuse index 0 for every call (a new
+        # `id` then starts a new call); some send no index at all (a new id or name starts a new call).
+        call = self._by_index.get(index) if index is not None else (self._calls[-1] if self._calls else None)
+        starts_new = call is None or bool(call_id and call.item["call_id"] and call_id != call.item["call_id"]) \
+            or bool(index is None and name and call.item["name"])
+        if starts_new:
             self._close_reasoning()
             self._close_message("completed")
-            call = self._calls[index] = _Call(self._take_index(), delta.get("id") or "", function.get("name") or "")
+            call = _Call(self._take_index(), call_id or "", name or "")
+            self._calls.append(call)
+            if index is not None:
+                self._by_index[index] = call
         else:
-            if delta.get("id") and not call.item["call_id"]:
-                call.item["call_id"] = delta["id"]
-            if function.get("name") and not call.item["name"]:
-                call.item["name"] = function["name"]
+            if call_id and not call.item["call_id"]:
+                call.item["call_id"] = call_id
+            if name and not call.item["name"]:
+                call.item["name"] = name
         if not call.announced and call.item["name"]:
             if not call.item["call_id"]:
                 call.item["call_id"] = new_id("call")
@@ -202,7 +210,7 @@ class TurnAssembler:
         status = "incomplete" if incomplete else "completed"
         self._close_reasoning()
         self._close_message(status)
-        for call in sorted(self._calls.values(), key=lambda c: c.output_index):
+        for call in self._calls:
             if not call.announced:
                 call.item["name"] = call.item["name"] or "unknown_function"
                 call.item["call_id"] = call.item["call_id"] or new_id("call")
@@ -214,7 +222,7 @@ class TurnAssembler:
             self.events.arguments_done(call.item["id"], call.output_index, call.item["name"], arguments)
             self.events.item_done(call.output_index, call.item)
             self.items.append((call.output_index, call.item))
-        self._calls = {}
+        self._calls, self._by_index = [], {}
         self.items.sort(key=lambda pair: pair[0])
         return [item for _, item in self.items]
 
