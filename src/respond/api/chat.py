@@ -6,7 +6,7 @@ snapshot name), as with OpenAI itself.
 
 Streaming: the first chunk is awaited before the response starts, so an upstream failure before any output
 is a normal HTTP error envelope; after that, a failure is sent as one `data: {"error": {...}}` frame and the
-stream ends (no `[DONE]`). Each chunk is serialized once with orjson and written as one SSE frame.
+stream ends (no `[DONE]`). Each chunk is serialized once with orjson; the chunks of one upstream read go out in one write.
 """
 
 from __future__ import annotations
@@ -66,23 +66,29 @@ async def create_chat_completion(request: Request) -> Response:
         result = await provider.chat_completion(upstream_body)
         return JSON(result)
 
-    stream = provider.chat_completion_stream(upstream_body)
+    batches = provider.chat_completion_batches(upstream_body)
     try:
-        first = await anext(stream)
+        first = await anext(batches)
     except StopAsyncIteration:
         first = None
     except BaseException:
-        await _close(stream)
+        await _close(batches)
         raise
-    return EventStreamResponse(_sse(first, stream))
+    return EventStreamResponse(_sse(first, batches))
 
 
-async def _sse(first: dict[str, Any] | None, stream: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+def _frames(batch: list[dict[str, Any]]) -> bytes:
+    return b"".join(b"data: " + dumpb(chunk) + b"\n\n" for chunk in batch)
+
+
+async def _sse(first: list[dict[str, Any]] | None,
+               batches: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator[bytes]:
+    stream = batches
     try:
         if first is not None:
-            yield b"data: " + dumpb(first) + b"\n\n"
-            async for chunk in stream:
-                yield b"data: " + dumpb(chunk) + b"\n\n"
+            yield _frames(first)
+            async for batch in batches:
+                yield _frames(batch)  # the chunks of one upstream read: one write
         yield DONE_FRAME
     except APIError as exc:
         yield b"data: " + dumpb(exc.envelope()) + b"\n\n"

@@ -146,14 +146,15 @@ class ResponsesConnection:
         except APIError as exc:
             await self.send(error_event(exc, stream_id))
             return
-        events = self.service.stream(prepared)
+        batches = self.service.stream(prepared)
         try:
-            async for event in events:
-                if stream_id is not None:
-                    event["stream_id"] = stream_id
-                await self.send(event)
+            async for batch in batches:
+                for event in batch:  # one JSON frame per event
+                    if stream_id is not None:
+                        event["stream_id"] = stream_id
+                    await self.send(event)
         finally:
-            await events.aclose()
+            await batches.aclose()
 
     async def send(self, event: dict[str, Any]) -> None:
         """Write one event frame; once the client is gone, frames are dropped (the reader then cancels)."""

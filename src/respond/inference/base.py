@@ -47,9 +47,36 @@ class Provider(Protocol):
         """
         ...
 
+    def chat_completion_batches(self, body: dict[str, Any]) -> AsyncIterator[list[dict[str, Any]]]:
+        """The same stream, as lists of the chunks that arrived together (one network read).
+
+        The hot path uses this: the turn loop handles a whole batch and the server writes its events in one
+        write, instead of paying one write per token when an upstream sends faster than we forward.
+        """
+        ...
+
     async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         """An embeddings request: returns an OpenAI `CreateEmbeddingResponse` dict."""
         ...
 
     async def aclose(self) -> None:
         ...
+
+
+async def flatten(batches: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator[dict[str, Any]]:
+    """Chunks one by one from a batched stream (closing it early closes the batches too)."""
+    try:
+        async for batch in batches:
+            for chunk in batch:
+                yield chunk
+    finally:
+        await batches.aclose()  # type: ignore[attr-defined]
+
+
+async def one_per_batch(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
+    """A chunk stream as batches of one, for providers whose chunks come one at a time anyway."""
+    try:
+        async for chunk in chunks:
+            yield [chunk]
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]

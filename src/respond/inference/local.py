@@ -43,7 +43,7 @@ from typing import Any
 from respond.config import ProviderConfig
 from respond.errors import APIError, InvalidRequest, UpstreamError
 from respond.ids import new_call_id, new_id
-from respond.inference.base import ModelInfo
+from respond.inference.base import ModelInfo, one_per_batch
 from respond.jsonutil import dumps
 
 log = logging.getLogger(__name__)
@@ -438,6 +438,9 @@ class LocalProvider:
             "usage": _usage(prompt_tokens, completion_tokens),
             "system_fingerprint": None,
         }
+
+    def chat_completion_batches(self, body: dict[str, Any]) -> AsyncIterator[list[dict[str, Any]]]:
+        return one_per_batch(self.chat_completion_stream(body))  # tokens come one at a time anyway
 
     async def chat_completion_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         model = self._check_chat_model(body)

@@ -2,7 +2,11 @@
 
 Bodies go out as-is (orjson), results come back as plain dicts. The streaming path is the hot path: the SSE
 body is split into lines on raw bytes and each `data:` payload is parsed once with orjson (no pydantic, no
-text decoding of the whole stream).
+text decoding of the whole stream), and the chunks that arrive in one network read travel on as one batch.
+
+HTTP is aiohttp's client: its C HTTP parser costs about a quarter of httpx's pure-Python h11 per streamed
+chunk (measured: 1.0 vs 3.8 CPU-ms for a 256-chunk stream), which is most of what a proxy spends per token.
+Proxies from the environment (HTTPS_PROXY...) are honoured.
 
 Every failure becomes an `UpstreamError`: connect errors and timeouts, non-2xx answers (with the upstream's
 status and message, read from its error envelope when it has one), `error` payloads inside a stream, and a
@@ -11,26 +15,28 @@ stream that ends without `[DONE]` or a `finish_reason` (cut mid-way).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 
 from respond.config import ProviderConfig
 from respond.errors import UpstreamError
-from respond.inference.base import ModelInfo
+from respond.inference.base import ModelInfo, flatten
 from respond.jsonutil import dumpb, loads
 
 log = logging.getLogger(__name__)
 
 # The server must carry ~256 concurrent streams per upstream without queueing on the pool.
-POOL_LIMITS = httpx.Limits(max_connections=1024, max_keepalive_connections=256, keepalive_expiry=30.0)
+MAX_CONNECTIONS = 1024
 OPENAI_BASE_URL = "https://api.openai.com/v1"  # when a provider of type 'openai' sets no base_url
 CONNECT_TIMEOUT = 10.0
 DISCOVERY_TIMEOUT = 10.0
 DISCOVERY_RETRY_SECONDS = 30.0
+_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
 def _looks_like_embedding(model_id: str) -> bool:
@@ -38,9 +44,9 @@ def _looks_like_embedding(model_id: str) -> bool:
 
 
 class OpenAICompatProvider:
-    """`base.Provider` over HTTP. `http` may be shared between providers (the caller then closes it)."""
+    """`base.Provider` over HTTP; one connection pool per provider, opened on first use."""
 
-    def __init__(self, config: ProviderConfig, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, config: ProviderConfig) -> None:
         self.id = config.id
         self.config = config
         self.base_url = (config.base_url or OPENAI_BASE_URL).rstrip("/")
@@ -48,12 +54,20 @@ class OpenAICompatProvider:
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
         self._stream_headers = {**self._headers, "Accept": "text/event-stream"}
-        timeout = httpx.Timeout(config.timeout, connect=min(CONNECT_TIMEOUT, config.timeout))
-        self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=timeout, limits=POOL_LIMITS)
-        self._timeout = timeout
+        # `sock_read` bounds the wait for each piece of the answer, as a streaming client needs.
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=min(CONNECT_TIMEOUT, config.timeout),
+                                              sock_read=config.timeout)
+        self._http: aiohttp.ClientSession | None = None
         self._models: list[ModelInfo] | None = None
         self._discovery_failed_at: float | None = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, limit_per_host=0, keepalive_timeout=30)
+            self._http = aiohttp.ClientSession(connector=connector, timeout=self._timeout, trust_env=True,
+                                               json_serialize=lambda obj: dumpb(obj).decode(),
+                                               auto_decompress=True, skip_auto_headers=("User-Agent",))
+        return self._http
 
     # -- models -----------------------------------------------------------------------------------------
 
@@ -66,13 +80,16 @@ class OpenAICompatProvider:
         if self._discovery_failed_at is not None and time.monotonic() - self._discovery_failed_at < DISCOVERY_RETRY_SECONDS:
             return self._embedding_only()
         try:
-            resp = await self._http.get(f"{self.base_url}/models", headers=self._headers,
-                                        timeout=min(DISCOVERY_TIMEOUT, self.config.timeout))
-            if resp.status_code >= 300:
-                raise self._status_error(resp.status_code, resp.content)
-            data = loads(resp.content).get("data") or []
-        except (httpx.HTTPError, UpstreamError, ValueError, AttributeError) as exc:
-            log.warning("provider '%s': model discovery at %s/models failed: %s", self.id, self.base_url, exc)
+            timeout = aiohttp.ClientTimeout(total=min(DISCOVERY_TIMEOUT, self.config.timeout))
+            async with self._session().get(f"{self.base_url}/models", headers=self._headers,
+                                           timeout=timeout) as resp:
+                raw = await resp.read()
+                if resp.status >= 300:
+                    raise self._status_error(resp.status, raw)
+            data = loads(raw).get("data") or []
+        except (*_TRANSPORT_ERRORS, UpstreamError, ValueError, AttributeError) as exc:
+            log.warning("provider '%s': model discovery at %s/models failed: %s", self.id, self.base_url,
+                        exc or type(exc).__name__)
             self._discovery_failed_at = time.monotonic()
             return self._embedding_only()
         embedding = set(self.config.embedding_models)
@@ -100,49 +117,56 @@ class OpenAICompatProvider:
     async def chat_completion(self, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("stream"):
             body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
-        result = await self._post_json("/chat/completions", body)
-        return result
+        return await self._post_json("/chat/completions", body)
 
-    async def chat_completion_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    def chat_completion_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Yield `ChatCompletionChunk` dicts. Closing the generator early closes the upstream response."""
+        return flatten(self.chat_completion_batches(body))
+
+    async def chat_completion_batches(self, body: dict[str, Any]) -> AsyncIterator[list[dict[str, Any]]]:
+        """Yield lists of `ChatCompletionChunk` dicts, one list per network read."""
         if not body.get("stream"):
             body = {**body, "stream": True}
-        url = f"{self.base_url}/chat/completions"
-        request = self._http.build_request("POST", url, content=dumpb(body), headers=self._stream_headers,
-                                           timeout=self._timeout)
         try:
-            response = await self._http.send(request, stream=True)
-        except httpx.HTTPError as exc:
+            response = await self._session().post(f"{self.base_url}/chat/completions", data=dumpb(body),
+                                                  headers=self._stream_headers)
+        except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc) from exc
+        done = False
         try:
-            if response.status_code >= 300:
-                raw = await self._read(response)
-                raise self._status_error(response.status_code, raw)
-            ctype = response.headers.get("content-type", "")
+            if response.status >= 300:
+                raise self._status_error(response.status, await self._read(response))
+            ctype = response.headers.get("Content-Type", "")
             if "text/event-stream" not in ctype and "json" in ctype:
                 # An upstream that ignored `stream: true`: replay its completion as chunks.
-                raw = await self._read(response)
-                for chunk in completion_to_chunks(self._parse_body(raw)):
-                    yield chunk
+                yield completion_to_chunks(self._parse_body(await self._read(response)))
+                done = True
                 return
-            done = False
             finished = False
             decoder = SSEDecoder()
             try:
-                async for piece in response.aiter_bytes():
+                async for piece in response.content.iter_any():
+                    batch: list[dict[str, Any]] = []
                     for data in decoder.feed(piece):
                         if data == b"[DONE]":
                             done = True
                             break
-                        chunk = self._parse_event(data)
+                        try:
+                            chunk = self._parse_event(data)
+                        except UpstreamError:
+                            if batch:  # what arrived before the error still goes out first
+                                yield batch
+                            raise
                         if not finished:
                             for choice in chunk.get("choices") or ():
                                 if choice.get("finish_reason"):
                                     finished = True
-                        yield chunk
+                        batch.append(chunk)
+                    if batch:
+                        yield batch
                     if done:
                         break
-            except httpx.HTTPError as exc:
+            except _TRANSPORT_ERRORS as exc:
                 raise self._transport_error(exc, during_stream=True) from exc
             if not done:
                 data = decoder.flush()
@@ -151,13 +175,16 @@ class OpenAICompatProvider:
                 elif data is not None:
                     chunk = self._parse_event(data)
                     finished = finished or any(c.get("finish_reason") for c in chunk.get("choices") or ())
-                    yield chunk
+                    yield [chunk]
             if not done and not finished:
                 raise UpstreamError(
                     f"Upstream provider '{self.id}' closed the stream before it finished (no [DONE] and no "
                     "finish_reason).", code="upstream_stream_incomplete")
         finally:
-            await response.aclose()
+            if done:
+                response.release()  # fully read: the connection goes back to the pool
+            else:
+                response.close()  # abandoned or broken mid-way: drop the connection, stopping the upstream
 
     def _parse_event(self, data: bytes) -> dict[str, Any]:
         try:
@@ -181,13 +208,15 @@ class OpenAICompatProvider:
 
     async def _post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            response = await self._http.post(f"{self.base_url}{path}", content=dumpb(body), headers=self._headers,
-                                             timeout=self._timeout)
-        except httpx.HTTPError as exc:
+            async with self._session().post(f"{self.base_url}{path}", data=dumpb(body),
+                                            headers=self._headers) as response:
+                raw = await response.read()
+                status = response.status
+        except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc) from exc
-        if response.status_code >= 300:
-            raise self._status_error(response.status_code, response.content)
-        return self._parse_body(response.content)
+        if status >= 300:
+            raise self._status_error(status, raw)
+        return self._parse_body(raw)
 
     def _parse_body(self, raw: bytes) -> dict[str, Any]:
         try:
@@ -202,25 +231,25 @@ class OpenAICompatProvider:
             raise self._payload_error(obj, status=None)
         return obj
 
-    async def _read(self, response: httpx.Response) -> bytes:
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         try:
-            return await response.aread()
-        except httpx.HTTPError as exc:
+            return await response.read()
+        except _TRANSPORT_ERRORS as exc:
             raise self._transport_error(exc) from exc
 
-    def _transport_error(self, exc: httpx.HTTPError, during_stream: bool = False) -> UpstreamError:
+    def _transport_error(self, exc: BaseException, during_stream: bool = False) -> UpstreamError:
         where = f"{self.base_url}"
-        if isinstance(exc, httpx.TimeoutException):
+        detail = str(exc) or type(exc).__name__
+        if isinstance(exc, asyncio.TimeoutError):
             return UpstreamError(f"Upstream provider '{self.id}' timed out ({type(exc).__name__}) at {where}.",
                                  code="upstream_timeout")
-        if isinstance(exc, httpx.ConnectError):
-            return UpstreamError(f"Upstream provider '{self.id}' is unreachable at {where}: {exc or type(exc).__name__}",
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return UpstreamError(f"Upstream provider '{self.id}' is unreachable at {where}: {detail}",
                                  code="upstream_unreachable")
-        if during_stream:
-            return UpstreamError(f"Upstream provider '{self.id}' broke the stream: {exc or type(exc).__name__}",
+        if during_stream or isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError)):
+            return UpstreamError(f"Upstream provider '{self.id}' broke the stream: {detail}",
                                  code="upstream_stream_incomplete")
-        return UpstreamError(f"Upstream provider '{self.id}' request failed: {exc or type(exc).__name__}",
-                             code="upstream_error")
+        return UpstreamError(f"Upstream provider '{self.id}' request failed: {detail}", code="upstream_error")
 
     def _status_error(self, status: int, raw: bytes) -> UpstreamError:
         try:
@@ -229,7 +258,7 @@ class OpenAICompatProvider:
             obj = None
         if isinstance(obj, dict):
             return self._payload_error(obj, status=status)
-        text = raw[:500].decode("utf-8", "replace").strip() or httpx.codes.get_reason_phrase(status)
+        text = raw[:500].decode("utf-8", "replace").strip() or _reason(status)
         return UpstreamError(f"Upstream provider '{self.id}' returned HTTP {status}: {text}",
                              upstream_status=status, body=text)
 
@@ -261,8 +290,18 @@ class OpenAICompatProvider:
         )
 
     async def aclose(self) -> None:
-        if self._owns_http:
-            await self._http.aclose()
+        if self._http is not None:
+            await self._http.close()
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
+
 
 
 class SSEDecoder:

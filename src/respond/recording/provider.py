@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from respond.inference.base import ModelInfo, Provider
+from respond.inference.base import ModelInfo, Provider, one_per_batch
 from respond.recording.codec import CHAT_COMPLETION, CHAT_COMPLETION_CHUNK, EMBEDDINGS, MODEL_INFO
 from respond.recording.recorder import OutboundRequest, Recorder
 
@@ -57,6 +57,9 @@ class RecordingProvider:
         return self.recorder.stream(self._request("POST", "/chat/completions", wire),
                                     lambda: self.inner.chat_completion_stream(body),
                                     response_type=CHAT_COMPLETION_CHUNK)
+
+    def chat_completion_batches(self, body: dict[str, Any]) -> AsyncIterator[list[dict[str, Any]]]:
+        return one_per_batch(self.chat_completion_stream(body))
 
     async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         return await self.recorder.call(self._request("POST", "/embeddings", body),

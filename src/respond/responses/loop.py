@@ -45,16 +45,16 @@ class ResponseRun:
     persist: Callable[[], Awaitable[None]] | None = None
 
 
-async def run_response(run: ResponseRun) -> AsyncIterator[Event]:
-    """Run the response to its end, yielding stream events (none for non-streamed runs but the terminal)."""
+async def run_response(run: ResponseRun) -> AsyncIterator[list[Event]]:
+    """Run the response to its end, yielding its stream events in batches (the events one upstream read
+    produced travel together; none for non-streamed runs but the terminal event)."""
     response, events = run.response, run.events
     events.response_event("created", objects.snapshot(response))
     events.response_event("in_progress", objects.snapshot(response))
-    for ev in events.drain():
-        yield ev
+    yield events.drain()
     try:
-        async for ev in _model_turns(run):
-            yield ev
+        async for batch in _model_turns(run):
+            yield batch
     except APIError as exc:
         _fail(response, exc)
     except (asyncio.CancelledError, GeneratorExit):  # the client went away: the service stores it cancelled
@@ -71,8 +71,7 @@ async def run_response(run: ResponseRun) -> AsyncIterator[Event]:
         await run.persist()
     events.enabled = True  # the terminal event is always delivered
     events.response_event(response["status"], objects.snapshot(response))
-    for ev in events.drain():
-        yield ev
+    yield events.drain()
 
 
 def _fail(response: dict[str, Any], exc: APIError) -> None:
@@ -88,22 +87,22 @@ def _fail(response: dict[str, Any], exc: APIError) -> None:
     log.warning("response %s failed: %s", response["id"], exc.message)
 
 
-async def _model_turns(run: ResponseRun) -> AsyncIterator[Event]:
+async def _model_turns(run: ResponseRun) -> AsyncIterator[list[Event]]:
     response, events = run.response, run.events
     messages = run.messages
     while True:
         assembler = TurnAssembler(events, len(response["output"]))
         body = run.make_body(messages)
         try:
-            stream = run.provider.chat_completion_stream(body)
+            batches = run.provider.chat_completion_batches(body)
             try:
-                async for chunk in stream:
-                    assembler.feed(chunk)
+                async for batch in batches:
+                    for chunk in batch:
+                        assembler.feed(chunk)
                     if events.events:
-                        for ev in events.drain():
-                            yield ev
+                        yield events.drain()
             finally:
-                await stream.aclose()
+                await batches.aclose()
         except APIError as exc:
             if run.truncation_auto and not assembler.items and assembler.next_index == len(response["output"]) \
                     and _is_context_overflow(exc):
@@ -126,8 +125,8 @@ async def _model_turns(run: ResponseRun) -> AsyncIterator[Event]:
         response["output"].extend(assembler.finish(incomplete=incomplete_reason is not None))
         turn_usage = assembler.usage or await asyncio.to_thread(_estimate_usage, messages, assembler.items)
         response["usage"] = objects.add_usage(response["usage"], turn_usage)
-        for ev in events.drain():
-            yield ev
+        if events.events:
+            yield events.drain()
         if incomplete_reason is not None:
             response["status"] = "incomplete"
             response["incomplete_details"] = {"reason": incomplete_reason}

@@ -108,17 +108,18 @@ class ResponseService:
                            code="previous_response_not_found")
         return stored.context_items + stored.response["output"]
 
-    async def stream(self, prepared: Prepared) -> AsyncIterator[Event]:
-        """Run a prepared response, yielding its events; the response is stored however the run ends.
+    async def stream(self, prepared: Prepared) -> AsyncIterator[list[Event]]:
+        """Run a prepared response, yielding its events in batches; it is stored however the run ends.
 
         A streamed response is stored `in_progress` first, so it can be retrieved while it runs.
         """
         if prepared.run.events.enabled and prepared.run.response["store"]:
             await self._save(prepared)
         try:
-            async with contextlib.aclosing(run_response(prepared.run)) as events:
-                async for event in events:
-                    yield event
+            async with contextlib.aclosing(run_response(prepared.run)) as batches:
+                async for batch in batches:
+                    if batch:
+                        yield batch
         finally:
             if not prepared.finished:  # cancelled before the loop could store it
                 await asyncio.shield(self._finish(prepared))
