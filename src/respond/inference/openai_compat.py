@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -39,6 +41,15 @@ DISCOVERY_RETRY_SECONDS = 30.0
 _TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) sets for `url`, looked up once rather
+    than on every request (aiohttp's trust_env re-reads the environment per request)."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
 def _looks_like_embedding(model_id: str) -> bool:
     return "embed" in model_id.lower()
 
@@ -57,6 +68,7 @@ class OpenAICompatProvider:
         # `sock_read` bounds the wait for each piece of the answer, as a streaming client needs.
         self._timeout = aiohttp.ClientTimeout(total=None, connect=min(CONNECT_TIMEOUT, config.timeout),
                                               sock_read=config.timeout)
+        self._proxy = _proxy_for(self.base_url)
         self._http: aiohttp.ClientSession | None = None
         self._models: list[ModelInfo] | None = None
         self._discovery_failed_at: float | None = None
@@ -64,7 +76,7 @@ class OpenAICompatProvider:
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
             connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, limit_per_host=0, keepalive_timeout=30)
-            self._http = aiohttp.ClientSession(connector=connector, timeout=self._timeout, trust_env=True,
+            self._http = aiohttp.ClientSession(connector=connector, timeout=self._timeout, proxy=self._proxy,
                                                json_serialize=lambda obj: dumpb(obj).decode(),
                                                auto_decompress=True, skip_auto_headers=("User-Agent",))
         return self._http

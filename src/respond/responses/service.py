@@ -57,6 +57,9 @@ class ResponseService:
     def __init__(self, router: Router, store: ResponseStore) -> None:
         self.router = router
         self.store = store
+        # Responses running right now (stored ones become retrievable before they finish, as with OpenAI;
+        # kept in memory rather than written twice: the one write happens before the terminal event).
+        self._running: dict[str, dict[str, Any]] = {}
 
     # -- create ----------------------------------------------------------------------------------------
     async def prepare(self, req: CreateResponseRequest, *, stream: bool,
@@ -103,6 +106,10 @@ class ResponseService:
         stored = local.items.get(previous_id) if local is not None else None
         if stored is None:
             stored = await self.store.get(previous_id)
+        if stored is None and previous_id in self._running:
+            raise InvalidRequest(f"Previous response with id '{previous_id}' is still in progress; continue it "
+                                 "once it has finished.", param="previous_response_id",
+                                 code="previous_response_in_progress")
         if stored is None:
             raise NotFound(f"Previous response with id '{previous_id}' not found.", param="previous_response_id",
                            code="previous_response_not_found")
@@ -111,10 +118,11 @@ class ResponseService:
     async def stream(self, prepared: Prepared) -> AsyncIterator[list[Event]]:
         """Run a prepared response, yielding its events in batches; it is stored however the run ends.
 
-        A streamed response is stored `in_progress` first, so it can be retrieved while it runs.
+        While it runs, a stored response can be retrieved (`in_progress`, output so far).
         """
-        if prepared.run.events.enabled and prepared.run.response["store"]:
-            await self._save(prepared)
+        response = prepared.run.response
+        if response["store"]:
+            self._running[response["id"]] = response
         try:
             async with contextlib.aclosing(run_response(prepared.run)) as batches:
                 async for batch in batches:
@@ -123,6 +131,7 @@ class ResponseService:
         finally:
             if not prepared.finished:  # cancelled before the loop could store it
                 await asyncio.shield(self._finish(prepared))
+            self._running.pop(response["id"], None)
 
     async def create(self, prepared: Prepared) -> dict[str, Any]:
         """Run a prepared response to its end and return the final response object."""
@@ -151,6 +160,9 @@ class ResponseService:
 
     # -- read / delete ------------------------------------------------------------------------------------
     async def get(self, response_id: str) -> dict[str, Any]:
+        running = self._running.get(response_id)
+        if running is not None:
+            return objects.snapshot(running)
         stored = await self.store.get(response_id)
         if stored is None:
             raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
