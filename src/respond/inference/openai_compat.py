@@ -199,16 +199,19 @@ class OpenAICompatProvider:
                 response.close()  # abandoned or broken mid-way: drop the connection, stopping the upstream
 
     def _parse_event(self, data: bytes) -> dict[str, Any]:
-        try:
-            obj = loads(data)
-        except ValueError as exc:
-            raise UpstreamError(f"Upstream provider '{self.id}' sent an invalid stream event: {data[:200]!r}",
-                                code="upstream_invalid_response") from exc
-        if not isinstance(obj, dict):
-            raise UpstreamError(f"Upstream provider '{self.id}' sent an invalid stream event: {data[:200]!r}",
-                                code="upstream_invalid_response")
+        obj = self._json_object(data, "stream event")
         if "error" in obj and obj["error"] and not obj.get("choices"):
             raise self._payload_error(obj, status=None)
+        return obj
+
+    def _json_object(self, raw: bytes, what: str) -> dict[str, Any]:
+        try:
+            obj = loads(raw)
+        except ValueError:
+            obj = None
+        if not isinstance(obj, dict):
+            raise UpstreamError(f"Upstream provider '{self.id}' sent an invalid {what} (not a JSON object): "
+                                f"{raw[:200]!r}", code="upstream_invalid_response")
         return obj
 
     # -- embeddings -------------------------------------------------------------------------------------
@@ -231,14 +234,7 @@ class OpenAICompatProvider:
         return self._parse_body(raw)
 
     def _parse_body(self, raw: bytes) -> dict[str, Any]:
-        try:
-            obj = loads(raw)
-        except ValueError as exc:
-            raise UpstreamError(f"Upstream provider '{self.id}' returned a body that is not JSON: {raw[:200]!r}",
-                                code="upstream_invalid_response") from exc
-        if not isinstance(obj, dict):
-            raise UpstreamError(f"Upstream provider '{self.id}' returned an unexpected body: {raw[:200]!r}",
-                                code="upstream_invalid_response")
+        obj = self._json_object(raw, "body")
         if obj.get("error") and not obj.get("choices") and not obj.get("data"):
             raise self._payload_error(obj, status=None)
         return obj
