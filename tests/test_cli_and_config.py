@@ -106,3 +106,57 @@ def test_interpolation_and_zero_config(tmp_path: Path) -> None:
     bad.write_text("providers: [{id: x, type: carrier-pigeon}]\n")
     with pytest.raises(ValueError):
         load_config(bad, env={})
+
+
+def _serve(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen([*RESPOND, "serve", "--port", str(port), *args], env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc, port
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "respond serve did not come up"
+        time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+
+
+def test_record_then_replay_from_the_command_line(tmp_path: Path, upstream) -> None:
+    config = write_config(tmp_path / "respond.yaml", upstream.base_url, tmp_path / "data")
+    recordings = tmp_path / "recs"
+    headers = {"X-Respond-Test-Id": "cli-record-replay"}
+    body = {"model": "up/scripted", "input": "What is 2+2?"}
+
+    upstream.script(reply("4, as recorded"))
+    proc, port = _serve(["--config", str(config), "--record-mode", "record", "--recordings", str(recordings)],
+                        {"UPSTREAM_URL": upstream.base_url, "UPSTREAM_KEY": "sk-secret-value"})
+    try:
+        recorded = httpx.post(f"http://127.0.0.1:{port}/v1/responses", json=body, headers=headers).json()
+    finally:
+        _stop(proc)
+    assert recorded["output"][0]["content"][0]["text"] == "4, as recorded"
+    files = list(recordings.glob("*.json"))
+    assert len(files) == 1 and "sk-secret-value" not in files[0].read_text()
+
+    # replay: the upstream address is dead, the answer comes from the recording
+    proc, port = _serve(["--config", str(config), "--record-mode", "replay", "--recordings", str(recordings)],
+                        {"UPSTREAM_URL": "http://127.0.0.1:9/v1"})
+    try:
+        replayed = httpx.post(f"http://127.0.0.1:{port}/v1/responses", json=body, headers=headers).json()
+        missed = httpx.post(f"http://127.0.0.1:{port}/v1/responses", json={**body, "input": "new"},
+                            headers=headers).json()
+    finally:
+        _stop(proc)
+    assert replayed["status"] == "completed"
+    assert replayed["id"] == recorded["id"]  # same test id on a fresh server: the same ids, run after run
+    assert replayed["output"][0]["content"][0]["text"] == "4, as recorded"
+    assert missed["status"] == "failed" and "No recording" in missed["error"]["message"]
+    assert len(upstream.chat_bodies) == 1  # only the recording run reached the upstream
