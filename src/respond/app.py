@@ -18,11 +18,15 @@ from respond.services import Services
 
 log = logging.getLogger("respond")
 
-TEST_ID_HEADER = b"x-respond-test-id"
+TEST_ID_HEADER = recording_context.HEADER.lower().encode()
 
 
 class TestIdMiddleware:
-    """Reads `X-Respond-Test-Id`: recordings are keyed by it and ids become deterministic per test."""
+    """Reads `X-Respond-Test-Id`: recordings are keyed by it and ids become deterministic per test.
+
+    Installed only when recording/replaying or when `test_id_header` is set: in live service a client must
+    not be able to make ids predictable.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -60,5 +64,6 @@ def create_app(config: Config | None = None) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.add_middleware(TestIdMiddleware)
+    if config.honours_test_ids:
+        app.add_middleware(TestIdMiddleware)
     return app

@@ -58,6 +58,13 @@ class Config(BaseModel):
     log_level: str = "info"
     providers: list[ProviderConfig] = Field(default_factory=list)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
+    test_id_header: bool = Field(
+        default=False, description="Honour the X-Respond-Test-Id request header (per-test recordings and "
+        "deterministic ids) even in live mode; it is always honoured when recording or replaying.")
+
+    @property
+    def honours_test_ids(self) -> bool:
+        return self.test_id_header or self.recording.mode != "live"
 
     @property
     def data_path(self) -> Path:

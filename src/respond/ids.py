@@ -41,15 +41,24 @@ _deterministic: contextvars.ContextVar[DeterministicIds | None] = contextvars.Co
 
 
 class IdSequences:
-    """One id sequence per test id, for the life of one app: a test's successive requests continue it."""
+    """One id sequence per test id, for the life of one app: a test's successive requests continue it.
 
-    def __init__(self) -> None:
+    Bounded: past `limit` test ids the oldest sequence is forgotten.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
         self._by_test: dict[str, DeterministicIds] = {}
+        self.limit = limit
 
     def for_test(self, test_id: str | None) -> DeterministicIds | None:
         if not test_id:
             return None
-        return self._by_test.setdefault(test_id, DeterministicIds(test_id))
+        sequence = self._by_test.get(test_id)
+        if sequence is None:
+            sequence = self._by_test[test_id] = DeterministicIds(test_id)
+            if len(self._by_test) > self.limit:
+                self._by_test.pop(next(iter(self._by_test)))
+        return sequence
 
 
 def use_sequence(sequence: DeterministicIds | None) -> None:

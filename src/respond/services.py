@@ -27,7 +27,7 @@ class Services:
         config.data_path.mkdir(parents=True, exist_ok=True)
         db = Database(config.resolved_database_url())
         await db.create_all()
-        recorder = Recorder(config.recording.mode, config.resolved_recordings_dir())
+        recorder = Recorder.from_config(config)
         providers = build_providers(config)
         if recorder.mode != "live":
             providers = [RecordingProvider(p, recorder, base_url=_base_url(config, p.id)) for p in providers]

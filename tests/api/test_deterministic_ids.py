@@ -25,3 +25,12 @@ def test_ids_are_deterministic_per_test_id(make_server, upstream) -> None:
     other = _run(make_server, upstream, "tests/x.py::test_other")
     assert not set(other) & set(first)
     assert _run(make_server, upstream, None) != _run(make_server, upstream, None)
+
+
+def test_live_servers_ignore_the_test_id_header_unless_asked(make_server, upstream) -> None:
+    ids = []
+    for _ in range(2):
+        server = make_server([scripted_provider(upstream)], test_id_header=False)
+        upstream.script(reply("hello"))
+        ids.append(server.client("tests/x.py::test_same").responses.create(model="up/scripted", input="hi").id)
+    assert ids[0] != ids[1]  # a client cannot make a live server's ids predictable

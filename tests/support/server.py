@@ -95,6 +95,7 @@ def local_provider() -> ProviderConfig:
 
 
 def make_config(data_dir: Path, providers: list[ProviderConfig], **fields: Any) -> Config:
+    fields.setdefault("test_id_header", True)
     return Config(data_dir=str(data_dir), providers=providers, default_model="up/scripted", **fields)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from respond.inference.base import ModelInfo, Provider, one_per_batch
 from respond.recording.codec import CHAT_COMPLETION, CHAT_COMPLETION_CHUNK, EMBEDDINGS, MODEL_INFO
+from respond.recording.context import use_test_id
 from respond.recording.recorder import OutboundRequest, Recorder
 
 
@@ -28,6 +29,7 @@ class RecordingProvider:
         self.recorder = recorder
         self.base_url = base_url.rstrip("/")
         self.id = inner.id
+        recorder.add_secret(getattr(getattr(inner, "config", None), "api_key", None))
 
     def __getattr__(self, name: str) -> Any:
         if name == "inner":
@@ -43,8 +45,9 @@ class RecordingProvider:
         config = getattr(self.inner, "config", None)
         if config is not None and (config.type == "local" or config.models is not None):
             return await self.inner.list_models()  # configured: no outbound call to record
-        result = await self.recorder.call(self._request("GET", "/models", None), self.inner.list_models,
-                                          response_type=MODEL_INFO)
+        with use_test_id(None):  # the model list is shared by all tests: one recording, whoever asks first
+            result = await self.recorder.call(self._request("GET", "/models", None), self.inner.list_models,
+                                              response_type=MODEL_INFO)
         return [_model_info(m) for m in result]
 
     async def chat_completion(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from respond.recording.codec import decode, encode, to_plain
 from respond.recording.errors import RecordingIncomplete, RecordingNotFound
 from respond.recording.hashing import request_hash
 from respond.recording.normalize import IdNormalizer
-from respond.recording.scrub import scrub_body, scrub_headers, scrub_url
+from respond.recording.scrub import redact_values, scrub_body, scrub_headers, scrub_url
 from respond.recording.store import RecordingStore
 
 log = logging.getLogger("respond.recording")
@@ -103,6 +103,12 @@ class Recorder:
         self.directory: Path | None = Path(directory).expanduser() if directory is not None else None
         self.store: RecordingStore | None = RecordingStore(self.directory) if self.directory is not None else None
         self.usage_log: Path | None = _usage_log_path(usage_log, self.directory)
+        self._secrets: frozenset[str] = frozenset()
+
+    def add_secret(self, value: str | None) -> None:
+        """A credential (e.g. a provider's API key) to blank out wherever it appears in a recording."""
+        if value and len(value) >= 8:
+            self._secrets = self._secrets | {value}
 
     @classmethod
     def from_config(cls, config: Any) -> Recorder:
@@ -134,8 +140,13 @@ class Recorder:
 
     def _write_sync(self, key: _Key, response: dict[str, Any], mapping: dict[str, str]) -> None:
         assert self.store is not None
-        record = {"test_id": key.test_id, "request": key.request, "response": response,
-                  "id_normalization_mapping": mapping}
+        existing = self.store.find(key.request_hash) if response.get("truncated") else None
+        if existing is not None and not (existing[1].get("response") or {}).get("truncated"):
+            # a consumer that stopped early must not replace a complete recording of the same request
+            log.info("kept the existing recording of %s %s (this run stopped early)", key.method, key.endpoint)
+            return
+        record = redact_values({"test_id": key.test_id, "request": key.request, "response": response,
+                                "id_normalization_mapping": mapping}, self._secrets)
         path = self.store.write(record)
         log.info("recorded %s %s -> %s", key.method, key.endpoint, path.name)
         self._note_used_sync(key.request_hash)
@@ -269,6 +280,8 @@ class Recorder:
         try:
             async for raw in upstream:
                 item = normalizer.apply(to_plain(raw))
+                if isinstance(item, dict):
+                    item.pop("obfuscation", None)  # OpenAI's random padding: would churn every re-recording
                 items.append(jsonutil.dumpb(item))
                 yield item
             outcome = "complete"

@@ -49,12 +49,39 @@ def scrub_headers(headers: dict[str, str] | None) -> dict[str, str]:
     return {k: v for k, v in (headers or {}).items() if not is_secret_name(k, bare_key=True)}
 
 
+# Request fields whose names sound like credentials but are not (OpenAI parameters).
+NOT_SECRETS = frozenset({"prompt_cache_key", "idempotency_key"})
+# Containers of user-defined names (JSON schemas, tool arguments): a property called `password` there is
+# part of the request, not a credential, and dropping it would let different requests hash alike.
+OPAQUE_KEYS = frozenset({"parameters", "schema", "json_schema", "properties", "input_schema", "inputSchema",
+                         "arguments", "metadata"})
+
+
 def scrub_body(value: Any) -> Any:
-    """A copy of `value` without any dict entry whose key looks like a secret (recursively)."""
+    """A copy of `value` without the dict entries whose key looks like a credential (recursively, but not
+    inside JSON schemas and tool arguments)."""
     if isinstance(value, dict):
-        return {k: scrub_body(v) for k, v in value.items() if not (isinstance(k, str) and is_secret_name(k))}
+        return {k: (v if k in OPAQUE_KEYS else scrub_body(v)) for k, v in value.items()
+                if not (isinstance(k, str) and k not in NOT_SECRETS and is_secret_name(k))}
     if isinstance(value, list):
         return [scrub_body(v) for v in value]
+    return value
+
+
+def redact_values(value: Any, secrets: frozenset[str]) -> Any:
+    """A copy of `value` with every occurrence of a known secret (an API key) inside strings replaced,
+    for text the upstream may echo back, such as an error message."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, "<redacted>")
+        return value
+    if isinstance(value, dict):
+        return {k: redact_values(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_values(v, secrets) for v in value]
     return value
 
 
