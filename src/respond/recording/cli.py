@@ -169,6 +169,8 @@ def renormalize_record(record: dict[str, Any]) -> dict[str, Any]:
         response["error"] = {**response["error"], "body": scrub_body(response["error"]["body"])}
     new["response"] = response
     new["id_normalization_mapping"] = normalizer.mapping
+    for key, value in record.items():  # keep any other top-level field (e.g. a note) as it was
+        new.setdefault(key, value)
     return new
 
 
@@ -251,6 +253,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except CLIError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `respond recordings show X | head`
+        sys.stderr.close()
+        return 0
 
 
 def main(argv: list[str] | None = None) -> int:
