@@ -72,12 +72,14 @@ def test_parameters_are_echoed_and_sent_upstream(any_client: openai.OpenAI, upst
     upstream.script(reply("ok"))
     r = create(
         any_client, model=MODEL, input="hi", temperature=0.2, top_p=0.5, max_output_tokens=50, metadata={"k": "v"},
-        user="u1", safety_identifier="s1", prompt_cache_key="p1", parallel_tool_calls=False, truncation="auto")
+        user="u1", safety_identifier="s1", prompt_cache_key="p1", parallel_tool_calls=False, truncation="auto",
+        prompt_cache_retention="24h", text={"verbosity": "low"})
     assert (r.temperature, r.top_p, r.max_output_tokens, r.metadata) == (0.2, 0.5, 50, {"k": "v"})
     assert (r.user, r.safety_identifier, r.prompt_cache_key, r.truncation) == ("u1", "s1", "p1", "auto")
     sent = upstream.last_chat
     assert (sent["temperature"], sent["top_p"], sent["max_tokens"]) == (0.2, 0.5, 50)
     assert (sent["user"], sent["safety_identifier"], sent["prompt_cache_key"]) == ("u1", "s1", "p1")
+    assert (sent["prompt_cache_retention"], sent["verbosity"]) == ("24h", "low") and r.text.verbosity == "low"
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
 
     upstream.script(reply("ok"))

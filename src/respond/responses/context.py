@@ -235,7 +235,7 @@ def chat_request(req: CreateResponseRequest, upstream_model: str, messages: list
         if req.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = req.parallel_tool_calls
     for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "user",
-                 "safety_identifier", "prompt_cache_key"):
+                 "safety_identifier", "prompt_cache_key", "prompt_cache_retention"):
         value = getattr(req, name)
         if value is not None:
             body[name] = value
@@ -244,6 +244,8 @@ def chat_request(req: CreateResponseRequest, upstream_model: str, messages: list
     fmt = response_format(req)
     if fmt is not None:
         body["response_format"] = fmt
+    if req.text is not None and req.text.verbosity is not None:
+        body["verbosity"] = req.text.verbosity
     if req.reasoning is not None and req.reasoning.effort is not None:
         body["reasoning_effort"] = req.reasoning.effort
     if req.top_logprobs or (req.include and "message.output_text.logprobs" in req.include):

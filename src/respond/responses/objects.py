@@ -32,6 +32,7 @@ def new_response(req: CreateResponseRequest, *, response_id: str, model: str, to
         "parallel_tool_calls": req.parallel_tool_calls if req.parallel_tool_calls is not None else True,
         "previous_response_id": req.previous_response_id,
         "prompt_cache_key": req.prompt_cache_key,
+        "prompt_cache_retention": req.prompt_cache_retention,
         "reasoning": {"effort": req.reasoning.effort if req.reasoning else None,
                       "summary": req.reasoning.summary if req.reasoning else None},
         "safety_identifier": req.safety_identifier,

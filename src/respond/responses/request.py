@@ -81,6 +81,7 @@ class CreateResponseRequest(BaseModel):
     user: str | None = None
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
     service_tier: str | None = None
     stream: bool | None = False
     stream_options: StreamOptions | None = None
