@@ -150,6 +150,12 @@ class ResponseService:
                                                    context_items=prepared.context_items))
         if response["store"]:
             await self._save(prepared)
+        if log.isEnabledFor(logging.INFO):
+            usage = response["usage"] or {}
+            error = response["error"] or {}
+            log.info("response %s %s model=%s items=%d input_tokens=%s output_tokens=%s%s", response["id"],
+                     response["status"], response["model"], len(response["output"]), usage.get("input_tokens"),
+                     usage.get("output_tokens"), f" error={error.get('message')!r}" if error else "")
 
     async def _save(self, prepared: Prepared) -> None:
         response = prepared.run.response
