@@ -160,3 +160,22 @@ def test_record_then_replay_from_the_command_line(tmp_path: Path, upstream) -> N
     assert replayed["output"][0]["content"][0]["text"] == "4, as recorded"
     assert missed["status"] == "failed" and "No recording" in missed["error"]["message"]
     assert len(upstream.chat_bodies) == 1  # only the recording run reached the upstream
+
+
+def test_zero_config_with_an_openai_key(tmp_path: Path, upstream) -> None:
+    """No config file: the local provider, plus `openai` from OPENAI_API_KEY / OPENAI_BASE_URL, its models
+    discovered from the upstream's /v1/models; the data dir from RESPOND_DATA_DIR."""
+    env = {"OPENAI_API_KEY": "sk-zero-config", "OPENAI_BASE_URL": upstream.base_url,
+           "RESPOND_DATA_DIR": str(tmp_path / "data"), "RESPOND_CONFIG": ""}
+    proc, port = _serve([], env)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none")
+        ids = {m.id for m in client.models.list()}
+        assert {"openai/gpt-4o", "openai/gpt-4o-mini", "local/smollm2-135m"} <= ids
+        upstream.script(reply("zero config works"))
+        assert client.responses.create(model="openai/gpt-4o", input="hi").output_text == "zero config works"
+        assert upstream.last_chat["model"] == "gpt-4o"
+        assert upstream.requests[-1].headers.get("authorization") == "Bearer sk-zero-config"
+    finally:
+        _stop(proc)
+    assert (tmp_path / "data" / "respond.db").exists()
