@@ -138,9 +138,12 @@ def _normalize_messages(messages: Any, tools_note: str | None) -> list[dict[str,
         if role == "developer":
             role = "system"
         elif role == "assistant" and msg.get("tool_calls"):
-            calls = [f'{{"name": {dumps((c.get("function") or {}).get("name"))}, "arguments": '
-                     f'{(c.get("function") or {}).get("arguments") or "{}"}}}'
-                     for c in msg["tool_calls"] if isinstance(c, dict)]
+            if not isinstance(msg["tool_calls"], list) or not all(
+                    isinstance(c, dict) and isinstance(c.get("function"), dict) for c in msg["tool_calls"]):
+                raise InvalidRequest(f"Invalid '{where}.tool_calls': expected an array of objects with a "
+                                     "'function' object.", param=f"{where}.tool_calls", code="invalid_type")
+            calls = [f'{{"name": {dumps(c["function"].get("name"))}, "arguments": '
+                     f'{c["function"].get("arguments") or "{}"}}}' for c in msg["tool_calls"]]
             text = "\n".join([text, *calls]) if text else "\n".join(calls)
         elif role in ("tool", "function"):
             role = "user"
@@ -164,10 +167,9 @@ def _number(body: dict[str, Any], name: str, lo: float, hi: float) -> float | No
     return float(value)
 
 
-def _tools_note(tools: list[dict[str, Any]]) -> str:
+def _tools_note(functions: list[dict[str, Any]]) -> str:
     lines = ["You can use these functions:"]
-    for tool in tools:
-        fn = tool.get("function") or tool
+    for fn in functions:
         lines.append(f"- {fn.get('name')}: {fn.get('description') or ''} parameters: "
                      f"{dumps(fn.get('parameters') or {})}")
     return "\n".join(lines)
@@ -179,11 +181,16 @@ def prepare_chat(body: dict[str, Any], model: str) -> _ChatJob:
     tools = body.get("tools") or []
     if not isinstance(tools, list):
         raise InvalidRequest("Invalid 'tools': expected an array.", param="tools", code="invalid_type")
-    functions = [t.get("function") or {} for t in tools if isinstance(t, dict) and t.get("type", "function") == "function"]
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or not isinstance(tool.get("function"), dict):
+            raise InvalidRequest(f"Invalid 'tools[{i}]': expected an object with a 'function' object.",
+                                 param=f"tools[{i}]", code="invalid_type")
+    functions = [t["function"] for t in tools if t.get("type", "function") == "function"]
     choice = body.get("tool_choice")
     forced: dict[str, Any] | None = None
     if functions and isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name") or choice.get("name")
+        named = choice.get("function")
+        name = (named.get("name") if isinstance(named, dict) else None) or choice.get("name")
         forced = next((f for f in functions if f.get("name") == name), None)
         if forced is None:
             raise InvalidRequest(f"Invalid 'tool_choice': no function named '{name}' in 'tools'.",
@@ -191,7 +198,7 @@ def prepare_chat(body: dict[str, Any], model: str) -> _ChatJob:
     elif functions and choice == "required" and len(functions) == 1:
         forced = functions[0]
     use_tools = bool(functions) and choice != "none"
-    messages = _normalize_messages(body.get("messages"), _tools_note(tools) if use_tools and not forced else None)
+    messages = _normalize_messages(body.get("messages"), _tools_note(functions) if use_tools and not forced else None)
 
     sampling: dict[str, Any] = {}
     temperature = _number(body, "temperature", 0, 2)
@@ -226,16 +233,20 @@ def prepare_chat(body: dict[str, Any], model: str) -> _ChatJob:
         raise InvalidRequest("Invalid 'stop': expected a string or an array of strings.", param="stop",
                              code="invalid_type")
 
+    stream_options = body.get("stream_options") or {}
+    if not isinstance(stream_options, dict):
+        raise InvalidRequest("Invalid 'stream_options': expected an object.", param="stream_options",
+                             code="invalid_type")
     job = _ChatJob(model=model, messages=messages, sampling=sampling, max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
-                   stop=stops, forced_tool=forced,
-                   include_usage=bool((body.get("stream_options") or {}).get("include_usage")))
+                   stop=stops, forced_tool=forced, include_usage=bool(stream_options.get("include_usage")))
     fmt = body.get("response_format")
     if forced is not None:
         job.json_schema = forced.get("parameters") or {"type": "object"}
     elif isinstance(fmt, dict) and fmt.get("type") == "json_object":
         job.json_mode = True
     elif isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-        schema = (fmt.get("json_schema") or {}).get("schema")
+        json_schema = fmt.get("json_schema")
+        schema = json_schema.get("schema") if isinstance(json_schema, dict) else None
         if not isinstance(schema, dict):
             raise InvalidRequest("Missing 'response_format.json_schema.schema'.", param="response_format",
                                  code="invalid_value")

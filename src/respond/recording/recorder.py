@@ -305,8 +305,5 @@ class Recorder:
                     response["error"] = _error_record(error)
                 if outcome == "truncated":
                     response["truncated"] = True
-                if outcome == "complete" or outcome == "error":
-                    await self._write(key, response, normalizer.mapping)
-                else:
-                    # closed early (GeneratorExit / cancellation): write without awaiting anything else
-                    self._write_sync(key, response, normalizer.mapping)
+                # shielded: when the consumer was cancelled the file is still written (off the event loop)
+                await asyncio.shield(self._write(key, response, normalizer.mapping))

@@ -166,6 +166,9 @@ def resolve_tool_choice(choice: Any, tools: list[dict[str, Any]]) -> tuple[Any, 
             return {"type": "function", "function": {"name": name}}, tools
         if kind == "allowed_tools":
             allowed = choice.get("tools") or []
+            if not isinstance(allowed, list):
+                raise InvalidRequest("Invalid 'tool_choice.tools': expected an array of tools.",
+                                     param="tool_choice.tools", code="invalid_type")
             allowed_names = {t.get("name") for t in allowed if isinstance(t, dict)}
             unknown = allowed_names - names
             if unknown:

@@ -51,8 +51,8 @@ async def run_response(run: ResponseRun) -> AsyncIterator[list[Event]]:
     response, events = run.response, run.events
     events.response_event("created", objects.snapshot(response))
     events.response_event("in_progress", objects.snapshot(response))
-    yield events.drain()
     try:
+        yield events.drain()
         async for batch in _model_turns(run):
             yield batch
     except APIError as exc:

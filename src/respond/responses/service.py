@@ -75,6 +75,9 @@ class ResponseService:
                                  param="conversation", code="unsupported_parameter")
         provider, upstream_model = await self.router.aresolve(req.model)
         model_id = f"{provider.id}/{upstream_model}"
+        if self.router.is_embedding_model(model_id):
+            raise InvalidRequest(f"The model '{model_id}' is an embedding model and cannot create responses.",
+                                 param="model", code="model_not_supported")
         context.response_format(req)  # validates text.format before anything runs
         tools = context.function_tools(req.tools)
         chat_tool_choice, usable_tools = context.resolve_tool_choice(req.tool_choice, tools)
@@ -130,6 +133,8 @@ class ResponseService:
                         yield batch
         finally:
             if not prepared.finished:  # cancelled before the loop could store it
+                if response["status"] == "in_progress":
+                    response["status"] = "cancelled"
                 await asyncio.shield(self._finish(prepared))
             self._running.pop(response["id"], None)
 
