@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 RecordMode = Literal["live", "record", "replay", "record-if-missing"]
+OPENAI_API_URL = "https://api.openai.com/v1"  # an `openai` provider without base_url talks to OpenAI
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -97,7 +98,7 @@ def default_providers(env: dict[str, str]) -> list[ProviderConfig]:
     providers = [ProviderConfig(id="local", type="local", models=["smollm2-135m"],
                                 embedding_models=["all-minilm-l6-v2"])]
     if env.get("OPENAI_API_KEY"):
-        base_url = env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        base_url = env.get("OPENAI_BASE_URL") or OPENAI_API_URL
         providers.append(ProviderConfig(
             id="openai", type="openai", api_key=env["OPENAI_API_KEY"], base_url=base_url,
             max_tokens_field="max_completion_tokens" if "api.openai.com" in base_url else "max_tokens"))

@@ -6,6 +6,7 @@ Every failure that reaches a client is an `APIError` rendered as the OpenAI enve
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -46,9 +47,10 @@ class NotFound(APIError):
         super().__init__(message, param=param, code=code)
 
 
-class Conflict(APIError):
-    status_code = 409
-    error_type = "invalid_request_error"
+def is_client_fault(status: int | None) -> bool:
+    """Whether an upstream HTTP status means the request itself was wrong (the client can fix it), as
+    opposed to the upstream or its configuration failing (auth, timeouts, rate limits, 5xx)."""
+    return status is not None and 400 <= status < 500 and status not in (401, 403, 408, 429)
 
 
 class UpstreamError(APIError):
@@ -65,7 +67,7 @@ class UpstreamError(APIError):
                  param: str | None = None, body: Any = None) -> None:
         status = 502
         error_type = "server_error"
-        if upstream_status is not None and 400 <= upstream_status < 500 and upstream_status not in (401, 403, 408, 429):
+        if is_client_fault(upstream_status):
             status, error_type = upstream_status, "invalid_request_error"
         super().__init__(message, param=param, code=code, status_code=status, error_type=error_type)
         self.upstream_status = upstream_status
@@ -73,4 +75,26 @@ class UpstreamError(APIError):
 
 
 def not_found(kind: str, ident: str, param: str | None = None) -> NotFound:
+    """The 404 for an unknown id, worded as OpenAI words it."""
     return NotFound(f"{kind} with id '{ident}' not found.", param=param)
+
+
+# pydantic puts the member of a union (or a validator's name) into an error's location: not a parameter name
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|none|[a-z-]+\[.*\]|function-\w+)$")
+
+
+def invalid_request_from(errors: list[dict[str, Any]]) -> InvalidRequest:
+    """A 400 naming the parameter, from pydantic's validation errors (the first one)."""
+    first = errors[0]
+    loc = [p for p in first.get("loc", ()) if not (isinstance(p, str) and _TYPE_TAG.match(p))]
+    param = ""
+    for part in loc:
+        if isinstance(part, int):
+            param += f"[{part}]"
+        else:
+            param += ("." if param else "") + str(part)
+    message = first.get("msg", "Invalid value")
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    return InvalidRequest(f"Invalid value for '{param}': {message}" if param else message,
+                          param=param or None, code="invalid_value")

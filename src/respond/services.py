@@ -30,7 +30,8 @@ class Services:
         recorder = Recorder.from_config(config)
         providers = build_providers(config)
         if recorder.mode != "live":
-            providers = [RecordingProvider(p, recorder, base_url=_base_url(config, p.id)) for p in providers]
+            providers = [RecordingProvider(p, recorder, base_url=getattr(p, "base_url", f"local://{p.id}"))
+                         for p in providers]
         router = Router(providers, config.default_model)
         await router.refresh()  # at start-up, outside any test id: discovery is recorded once
         return cls(config=config, db=db, recorder=recorder, router=router,
@@ -39,10 +40,3 @@ class Services:
     async def close(self) -> None:
         await self.router.aclose()
         await self.db.close()
-
-
-def _base_url(config: Config, provider_id: str) -> str:
-    for provider in config.providers:
-        if provider.id == provider_id:
-            return provider.base_url or f"local://{provider.id}"
-    return f"local://{provider_id}"

@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from respond.api.http import JSON, EventStreamResponse, read_json
+from respond.api.http import JSON, EventStreamResponse, read_json_object, require_model
 from respond.errors import APIError, InvalidRequest
 from respond.jsonutil import dumpb
 
@@ -26,23 +26,6 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 DONE_FRAME = b"data: [DONE]\n\n"
-
-
-async def read_json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 envelope."""
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    return body
-
-
-def require_model(body: dict[str, Any]) -> str:
-    model = body.get("model")
-    if model is None or model == "":
-        raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
-    if not isinstance(model, str):
-        raise InvalidRequest("Invalid type for 'model': expected a string.", param="model", code="invalid_type")
-    return model
 
 
 @router.post("/v1/chat/completions")

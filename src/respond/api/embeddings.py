@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from respond.api.chat import read_json_object, require_model
-from respond.api.http import JSON
+from respond.api.http import JSON, read_json_object, require_model
 from respond.errors import InvalidRequest
 
 router = APIRouter()

@@ -10,8 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from respond.api.http import JSON, ClientDisconnected
-from respond.errors import APIError
-from respond.responses.request import validation_error_to_api_error
+from respond.errors import APIError, invalid_request_from
 
 log = logging.getLogger("respond.api")
 
@@ -27,11 +26,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSON:
-        class _Wrapped:
-            def errors(self):  # the same shape pydantic's ValidationError offers
-                return [{**e, "loc": tuple(p for p in e.get("loc", ()) if p not in ("body", "query", "path"))}
-                        for e in exc.errors()]
-        return error_response(validation_error_to_api_error(_Wrapped()))
+        errors = [{**e, "loc": tuple(p for p in e.get("loc", ()) if p not in ("body", "query", "path"))}
+                  for e in exc.errors()]
+        return error_response(invalid_request_from(errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSON:

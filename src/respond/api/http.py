@@ -40,24 +40,29 @@ class ClientDisconnected(Exception):
     """The client went away before the answer was ready; its work was cancelled."""
 
 
-async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Await `work`, cancelling it if the client disconnects first (so an abandoned request stops its
-    upstream call instead of running to the end). Call after the body has been read."""
-    task = asyncio.ensure_future(work)
-    disconnected = False
+def watch_disconnect(receive: Receive, task: asyncio.Task[Any]) -> tuple[asyncio.Task[None], asyncio.Event]:
+    """Start watching the request's `receive` channel: when the client disconnects, `task` is cancelled.
+    Returns the watcher (cancel it when done) and an event set on disconnect. The body must be read first."""
+    disconnected = asyncio.Event()
 
     async def watch() -> None:
-        nonlocal disconnected
-        while (await request.receive())["type"] != "http.disconnect":
+        while (await receive())["type"] != "http.disconnect":
             pass
-        disconnected = True
+        disconnected.set()
         task.cancel()
 
-    watcher = asyncio.create_task(watch())
+    return asyncio.create_task(watch()), disconnected
+
+
+async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, cancelling it if the client disconnects first (so an abandoned request stops its
+    upstream call instead of running to the end)."""
+    task = asyncio.ensure_future(work)
+    watcher, disconnected = watch_disconnect(request.receive, task)
     try:
         return await task
     except asyncio.CancelledError:
-        if disconnected and not _current_task_cancelling():
+        if disconnected.is_set() and not _current_task_cancelling():
             raise ClientDisconnected() from None
         raise
     finally:
@@ -67,6 +72,23 @@ async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
 def _current_task_cancelling() -> bool:
     current = asyncio.current_task()
     return bool(current and current.cancelling())
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 envelope."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def require_model(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if model is None or model == "":
+        raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+    if not isinstance(model, str):
+        raise InvalidRequest("Invalid type for 'model': expected a string.", param="model", code="invalid_type")
+    return model
 
 
 def sse_frame(event: dict[str, Any]) -> bytes:
@@ -89,15 +111,7 @@ class EventStreamResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         streaming = asyncio.current_task()
         assert streaming is not None
-        disconnected = asyncio.Event()
-
-        async def watch_disconnect() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            disconnected.set()
-            streaming.cancel()
-
-        watcher = asyncio.create_task(watch_disconnect())
+        watcher, disconnected = watch_disconnect(receive, streaming)
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": [
                 (b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"),

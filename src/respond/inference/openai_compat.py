@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 
-from respond.config import ProviderConfig
+from respond.config import OPENAI_API_URL, ProviderConfig
 from respond.errors import UpstreamError
 from respond.inference.base import ModelInfo, flatten
 from respond.jsonutil import dumpb, loads
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 # The server must carry ~256 concurrent streams per upstream without queueing on the pool.
 MAX_CONNECTIONS = 1024
-OPENAI_BASE_URL = "https://api.openai.com/v1"  # when a provider of type 'openai' sets no base_url
 CONNECT_TIMEOUT = 10.0
 DISCOVERY_TIMEOUT = 10.0
 DISCOVERY_RETRY_SECONDS = 30.0
@@ -60,7 +59,7 @@ class OpenAICompatProvider:
     def __init__(self, config: ProviderConfig) -> None:
         self.id = config.id
         self.config = config
-        self.base_url = (config.base_url or OPENAI_BASE_URL).rstrip("/")
+        self.base_url = (config.base_url or OPENAI_API_URL).rstrip("/")
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"

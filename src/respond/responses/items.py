@@ -127,10 +127,13 @@ def _normalize_part(part: Any, where: str, role: str) -> dict[str, Any]:
     return {k: v for k, v in part.items() if v is not None}
 
 
+def output_text_part(text: str = "", logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """An `output_text` content part: always with its `annotations` and `logprobs` arrays."""
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
+
+
 def _text_part(kind: str, text: str) -> dict[str, Any]:
-    if kind == "output_text":
-        return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-    return {"type": kind, "text": text}
+    return output_text_part(text) if kind == "output_text" else {"type": kind, "text": text}
 
 
 def _message(role: str, parts: list[dict[str, Any]], item_id: str | None, phase: str | None,

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from respond.errors import APIError, UpstreamError
+from respond.errors import APIError, UpstreamError, is_client_fault
 from respond.inference.base import Provider
 from respond.responses import objects, tokens
 from respond.responses.events import Event, EventStream
@@ -80,7 +80,7 @@ def _fail(response: dict[str, Any], exc: APIError) -> None:
     code = "server_error"  # upstream down, 5xx, timeouts, a bad upstream key (401/403): the operator's side
     if status == 429:
         code = "rate_limit_exceeded"
-    elif status is not None and 400 <= status < 500 and status not in (401, 403, 408):
+    elif is_client_fault(status):
         code = "invalid_prompt"  # the upstream rejected what was asked (too long, bad parameter...)
     response["status"] = "failed"
     response["error"] = {"code": code, "message": exc.message}

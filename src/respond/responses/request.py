@@ -6,12 +6,11 @@ accepted and ignored (extra="allow"), as clients of newer SDKs send them.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from respond.errors import InvalidRequest
+from respond.errors import InvalidRequest, invalid_request_from
 
 
 class TextFormat(BaseModel):
@@ -110,24 +109,4 @@ def parse_create_request(body: Any) -> CreateResponseRequest:
     try:
         return CreateResponseRequest.model_validate(body)
     except ValidationError as exc:
-        raise validation_error_to_api_error(exc) from None
-
-
-# pydantic puts the member of a union (or a validator's name) into an error's location: not a parameter name
-_TYPE_TAG = re.compile(r"^(str|int|float|bool|none|[a-z-]+\[.*\]|function-\w+)$")
-
-
-def validation_error_to_api_error(exc: Any) -> InvalidRequest:
-    first = exc.errors()[0]
-    loc = [p for p in first.get("loc", ()) if not (isinstance(p, str) and _TYPE_TAG.match(p))]
-    param = ""
-    for part in loc:
-        if isinstance(part, int):
-            param += f"[{part}]"
-        else:
-            param += ("." if param else "") + str(part)
-    message = first.get("msg", "Invalid value")
-    if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
-    return InvalidRequest(f"Invalid value for '{param}': {message}" if param else message,
-                          param=param or None, code="invalid_value")
+        raise invalid_request_from(exc.errors()) from None

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from respond.errors import InvalidRequest, NotFound
+from respond.errors import InvalidRequest, NotFound, not_found
 from respond.ids import new_id
 from respond.inference.router import Router
 from respond.responses import context, objects, tokens
@@ -176,24 +176,21 @@ class ResponseService:
             return objects.snapshot(running)
         stored = await self.store.get(response_id)
         if stored is None:
-            raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+            raise not_found("Response", response_id, param="response_id")
         return stored.response
 
     async def delete(self, response_id: str) -> dict[str, Any]:
         if not await self.store.delete(response_id):
-            raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+            raise not_found("Response", response_id, param="response_id")
         return {"id": response_id, "object": "response.deleted", "deleted": True}
 
     async def list(self, *, after: str | None, limit: int, order: str, model: str | None) -> dict[str, Any]:
-        page = await self.store.list(after=after, limit=limit, order=order, model=model)
-        return {"object": "list", "data": page.data, "first_id": page.first_id, "last_id": page.last_id,
-                "has_more": page.has_more}
+        return (await self.store.list(after=after, limit=limit, order=order, model=model)).to_dict()
 
     async def input_items(self, response_id: str, *, after: str | None, before: str | None, limit: int,
                           order: str) -> dict[str, Any]:
-        page = await self.store.list_input_items(response_id, after=after, before=before, limit=limit, order=order)
-        return {"object": "list", "data": page.data, "first_id": page.first_id, "last_id": page.last_id,
-                "has_more": page.has_more}
+        return (await self.store.list_input_items(response_id, after=after, before=before, limit=limit,
+                                                  order=order)).to_dict()
 
     # -- compact and count ----------------------------------------------------------------------------------
     async def _items_for(self, req: CreateResponseRequest) -> list[dict[str, Any]]:

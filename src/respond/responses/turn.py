@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from respond.ids import new_id
+from respond.ids import new_call_id, new_id
 from respond.responses.events import EventStream
-
-
-def _text_part() -> dict[str, Any]:
-    return {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+from respond.responses.items import output_text_part
 
 
 class _Message:
@@ -135,7 +132,7 @@ class TurnAssembler:
         if m.part_kind != kind:
             self._close_part(m)
             m.part_kind = kind
-            fresh = _text_part() if kind == "output_text" else {"type": "refusal", "refusal": ""}
+            fresh = output_text_part() if kind == "output_text" else {"type": "refusal", "refusal": ""}
             self.events.part_added(m.item["id"], m.output_index, len(m.item["content"]), fresh)
         m.chunks.append(text)
         content_index = len(m.item["content"])
@@ -152,7 +149,7 @@ class TurnAssembler:
         text = "".join(m.chunks)
         content_index = len(m.item["content"])
         if m.part_kind == "output_text":
-            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": m.logprobs}
+            part = output_text_part(text, m.logprobs)
             self.events.text_done(m.item["id"], m.output_index, content_index, text, m.logprobs)
         else:
             part = {"type": "refusal", "refusal": text}
@@ -193,7 +190,7 @@ class TurnAssembler:
                 call.item["name"] = name
         if not call.announced and call.item["name"]:
             if not call.item["call_id"]:
-                call.item["call_id"] = new_id("call")
+                call.item["call_id"] = new_call_id()
             call.announced = True
             self.events.item_added(call.output_index, {**call.item, "arguments": ""})
             for earlier in call.chunks:
@@ -213,7 +210,7 @@ class TurnAssembler:
         for call in self._calls:
             if not call.announced:
                 call.item["name"] = call.item["name"] or "unknown_function"
-                call.item["call_id"] = call.item["call_id"] or new_id("call")
+                call.item["call_id"] = call.item["call_id"] or new_call_id()
                 call.announced = True
                 self.events.item_added(call.output_index, {**call.item, "arguments": ""})
             arguments = "".join(call.chunks)
@@ -226,9 +223,6 @@ class TurnAssembler:
         self.items.sort(key=lambda pair: pair[0])
         return [item for _, item in self.items]
 
-    @property
-    def function_calls(self) -> list[dict[str, Any]]:
-        return [item for _, item in self.items if item["type"] == "function_call"]
 
 
 def _map_logprobs(entries: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:

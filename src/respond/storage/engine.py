@@ -97,14 +97,6 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
-    @property
-    def sync_engine(self) -> Engine:
-        """The underlying synchronous `Engine` (for SQLite, the real one; for PostgreSQL, the async one's)."""
-        if self._sync_engine is not None:
-            return self._sync_engine
-        assert self._async_engine is not None
-        return self._async_engine.sync_engine
-
     async def read(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run `fn(conn, *args, **kwargs)` on a pooled connection without an explicit transaction
         (each statement sees the latest committed data). For queries."""

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, or_, select
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from respond.errors import InvalidRequest, NotFound
+from respond.errors import InvalidRequest, not_found
 from respond.storage.engine import Database
 from respond.storage.tables import responses
 
@@ -39,6 +39,11 @@ class Page:
     has_more: bool
     first_id: str | None
     last_id: str | None
+
+    def to_dict(self) -> dict:
+        """The OpenAI list object."""
+        return {"object": "list", "data": self.data, "first_id": self.first_id, "last_id": self.last_id,
+                "has_more": self.has_more}
 
     @classmethod
     def of(cls, data: list[dict], has_more: bool) -> Page:
@@ -111,7 +116,7 @@ class ResponseStore:
         _check_page_args(limit, order)
         stored = await self.db.read(_input_items, response_id)
         if stored is None:
-            raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+            raise not_found("Response", response_id, param="response_id")
         items: list[dict] = stored if order == "asc" else stored[::-1]
         start, end = 0, len(items)
         if after is not None:
@@ -159,7 +164,7 @@ def _list(conn: Connection, after: str | None, limit: int, order: str, model: st
     if after is not None:
         cursor = conn.execute(_GET_CURSOR, {"response_id": after}).first()
         if cursor is None:
-            raise NotFound(f"Response with id '{after}' not found.", param="after")
+            raise not_found("Response", after, param="after")
         created_at, seq = cursor
         if order == "desc":
             conditions.append(or_(_c.created_at < created_at, and_(_c.created_at == created_at, _c.seq < seq)))
@@ -174,4 +179,4 @@ def _position(items: list[dict], item_id: str, param: str) -> int:
     for index, item in enumerate(items):
         if isinstance(item, dict) and item.get("id") == item_id:
             return index
-    raise NotFound(f"Input item with id '{item_id}' not found.", param=param)
+    raise not_found("Input item", item_id, param=param)
