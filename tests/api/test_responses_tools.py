@@ -33,7 +33,7 @@ def test_function_call_round_trip(any_client: openai.OpenAI, upstream) -> None:
     assert r2.output_text == "Sunny at noon."
     assert upstream.last_chat["messages"] == [
         {"role": "user", "content": "Weather and time in Paris?"},
-        {"role": "assistant", "content": None, "tool_calls": [
+        {"role": "assistant", "content": "", "tool_calls": [
             {"id": "call_A", "type": "function", "function": {"name": "get_weather",
                                                               "arguments": '{"location":"Paris"}'}},
             {"id": "call_B", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]},

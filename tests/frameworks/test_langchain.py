@@ -105,7 +105,7 @@ def test_bind_tools_round_trip(make_llm, upstream) -> None:
     assert_tool_requests(upstream)
     call = {"id": "call_p1", "type": "function",
             "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}
-    assert upstream.chat_bodies[1]["messages"][1] == {"role": "assistant", "content": None,
+    assert upstream.chat_bodies[1]["messages"][1] == {"role": "assistant", "content": "",
                                                       "tool_calls": [call]}
 
 

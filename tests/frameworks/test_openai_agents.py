@@ -69,7 +69,9 @@ def script_weather_turns(upstream: Any) -> None:
                     reply("Sunny, ", "70 F in Paris."))
 
 
-def assert_weather_requests(bodies: list[dict[str, Any]]) -> None:
+def assert_weather_requests(bodies: list[dict[str, Any]], tool_turn_content: str | None = "") -> None:
+    """What reached the upstream. Respond sends "" as the content of an assistant turn that only calls
+    tools; through the chat-completions pass-through the SDK's own null arrives as is."""
     """Two upstream calls: the first offers the tool; the second carries the call and the tool's output."""
     first, second = bodies
     assert first["messages"] == [{"role": "system", "content": "Answer about the weather."},
@@ -81,7 +83,7 @@ def assert_weather_requests(bodies: list[dict[str, Any]]) -> None:
     call = {"id": "call_w1", "type": "function",
             "function": {"name": "get_weather", "arguments": '{"city":"Paris","unit":"fahrenheit"}'}}
     assert second["messages"][2:] == [
-        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "assistant", "content": tool_turn_content, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "call_w1", "content": json.dumps(WEATHER_JSON)}]
 
 
@@ -300,7 +302,7 @@ async def test_chat_completions_model(aclient, upstream, streamed: bool) -> None
         result = await Runner.run(agent, "Weather in Paris?", run_config=RUN)
     assert result.final_output == "Sunny, 70 F in Paris."
     assert calls == [{"city": "Paris", "unit": "fahrenheit"}]
-    assert_weather_requests(upstream.chat_bodies)
+    assert_weather_requests(upstream.chat_bodies, tool_turn_content=None)
 
 
 async def test_model_names_as_strings(aclient, upstream) -> None:

@@ -47,6 +47,9 @@ async def create_chat_completion(request: Request) -> Response:
     upstream_body = {**body, "model": upstream_model}
     if not body.get("stream"):
         result = await provider.chat_completion(upstream_body)
+        for choice in result.get("choices") or ():
+            if isinstance(choice.get("message"), dict):
+                choice["message"].setdefault("refusal", None)  # OpenAI's shape; some servers leave it out
         return JSON(result)
 
     batches = provider.chat_completion_batches(upstream_body)

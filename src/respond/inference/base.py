@@ -5,7 +5,7 @@ hot path never re-validates a pydantic model per token. `body["model"]` is the p
 (the router strips the `provider/` prefix before calling).
 
 Failures are raised as `respond.errors.UpstreamError` (unreachable, timeout, 5xx, a stream cut mid-way,
-or a 4xx the upstream returned), never as raw httpx/llama exceptions.
+or a 4xx the upstream returned), never as raw aiohttp/llama exceptions.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from respond.config import ProviderConfig
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Provider(Protocol):
     """An inference backend. One instance per configured provider entry."""
 
     id: str  # the provider id used as the model-id prefix, e.g. "local", "openai", "vllm"
+    config: ProviderConfig  # its configuration entry (e.g. max_tokens_field)
 
     async def list_models(self) -> list[ModelInfo]:
         """The models this provider serves (configured, or discovered from the upstream /v1/models)."""

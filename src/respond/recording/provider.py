@@ -29,6 +29,7 @@ class RecordingProvider:
         self.recorder = recorder
         self.base_url = base_url.rstrip("/")
         self.id = inner.id
+        self.config = getattr(inner, "config", None)
         recorder.add_secret(getattr(getattr(inner, "config", None), "api_key", None))
 
     def __getattr__(self, name: str) -> Any:
@@ -42,7 +43,7 @@ class RecordingProvider:
                                headers={}, model=model)
 
     async def list_models(self) -> list[ModelInfo]:
-        config = getattr(self.inner, "config", None)
+        config = self.config
         if config is not None and (config.type == "local" or config.models is not None):
             return await self.inner.list_models()  # configured: no outbound call to record
         with use_test_id(None):  # the model list is shared by all tests: one recording, whoever asks first

@@ -51,7 +51,8 @@ def items_to_messages(items: list[dict[str, Any]], instructions: str | None) -> 
                     and isinstance(last.get("content"), str):
                 last["tool_calls"] = [call]
             else:
-                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+                # "" rather than null: OpenAI takes both, llama.cpp's server and chat templates only a string
+                messages.append({"role": "assistant", "content": "", "tool_calls": [call]})
         elif kind == "function_call_output":
             output = item["output"]
             messages.append({"role": "tool", "tool_call_id": item["call_id"],
@@ -223,9 +224,11 @@ def echo_text(req: CreateResponseRequest) -> dict[str, Any]:
 
 
 def chat_request(req: CreateResponseRequest, upstream_model: str, messages: list[dict[str, Any]],
-                 tools: list[dict[str, Any]], tool_choice: Any, max_tokens_field: str = "max_tokens") -> dict[str, Any]:
+                 tools: list[dict[str, Any]], tool_choice: Any, response_format: dict[str, Any] | None = None,
+                 max_tokens_field: str = "max_tokens") -> dict[str, Any]:
     """The streamed chat-completions body for one model turn.
 
+    `response_format` is `response_format(req)`, computed once per response.
     `max_tokens_field` is how the provider names the output limit: `max_tokens` (most OpenAI-compatible
     servers) or `max_completion_tokens` (OpenAI's own API, required by its reasoning models).
     """
@@ -244,9 +247,8 @@ def chat_request(req: CreateResponseRequest, upstream_model: str, messages: list
             body[name] = value
     if req.max_output_tokens is not None:
         body[max_tokens_field] = req.max_output_tokens
-    fmt = response_format(req)
-    if fmt is not None:
-        body["response_format"] = fmt
+    if response_format is not None:
+        body["response_format"] = response_format
     if req.text is not None and req.text.verbosity is not None:
         body["verbosity"] = req.text.verbosity
     if req.reasoning is not None and req.reasoning.effort is not None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +17,7 @@ from respond.errors import InvalidRequest, NotFound, not_found
 from respond.ids import new_id
 from respond.inference.router import Router
 from respond.responses import context, objects, tokens
+from respond.responses.compact import compact_items
 from respond.responses.events import Event, EventStream
 from respond.responses.items import normalize_input
 from respond.responses.loop import ResponseRun, run_response
@@ -78,7 +78,7 @@ class ResponseService:
         if self.router.is_embedding_model(model_id):
             raise InvalidRequest(f"The model '{model_id}' is an embedding model and cannot create responses.",
                                  param="model", code="model_not_supported")
-        context.response_format(req)  # validates text.format before anything runs
+        response_format = context.response_format(req)  # validated before anything runs
         tools = context.function_tools(req.tools)
         chat_tool_choice, usable_tools = context.resolve_tool_choice(req.tool_choice, tools)
         input_items = normalize_input(req.input)
@@ -91,16 +91,17 @@ class ResponseService:
         messages = context.items_to_messages(context_items, req.instructions)
         response = objects.new_response(req, response_id=new_id("response"), model=model_id, tools=tools)
 
-        max_tokens_field = getattr(getattr(provider, "config", None), "max_tokens_field", "max_tokens")
+        max_tokens_field = provider.config.max_tokens_field
 
         def make_body(msgs: list[dict[str, Any]]) -> dict[str, Any]:
-            return context.chat_request(req, upstream_model, msgs, usable_tools, chat_tool_choice, max_tokens_field)
+            return context.chat_request(req, upstream_model, msgs, usable_tools, chat_tool_choice, response_format,
+                                        max_tokens_field)
 
         run = ResponseRun(response=response, provider=provider, messages=messages, make_body=make_body,
                           events=EventStream(enabled=stream), truncation_auto=req.truncation == "auto")
         prepared = Prepared(run=run, request=req, input_items=input_items, context_items=context_items,
                             local=local)
-        run.persist = lambda: self._finish(prepared)
+        run.persist = lambda: self._finish(prepared)  # the loop stores the response before its terminal event
         return prepared
 
     async def _history(self, previous_id: str | None, local: LocalResponses | None) -> list[dict[str, Any]]:
@@ -209,37 +210,9 @@ class ResponseService:
         return {"object": "response.input_tokens", "input_tokens": count}
 
     async def compact(self, req: CreateResponseRequest) -> dict[str, Any]:
-        """Summarize everything but the user's own messages into one opaque `compaction` item.
-
-        The result's `output` (user messages + the compaction item) is accepted back as `input`.
-        """
+        """Summarize the chain into one opaque `compaction` item (see `compact.py`)."""
         provider, upstream_model = await self.router.aresolve(req.model)
-        items = await self._items_for(req)
-        transcript = context.items_to_messages(items, None)
-        prompt = [{"role": "system", "content": (
-            "Summarize the conversation below so it can replace it as context for continuing it. Keep every "
-            "fact, decision, tool result and open question. Write the summary only.")},
-            {"role": "user", "content": "\n".join(f"{m['role']}: {_text_of(m)}" for m in transcript)}]
-        body = {"model": upstream_model, "messages": prompt, "stream": True,
-                "stream_options": {"include_usage": True}}
-        pieces: list[str] = []
-        usage = None
-        stream = provider.chat_completion_stream(body)
-        try:
-            async for chunk in stream:
-                if chunk.get("usage"):
-                    usage = chunk["usage"]
-                for choice in chunk.get("choices") or ():
-                    piece = (choice.get("delta") or {}).get("content")
-                    if piece:
-                        pieces.append(piece)
-        finally:
-            await stream.aclose()
-        kept = [i for i in items if i["type"] == "message" and i["role"] == "user"]
-        compaction = {"type": "compaction", "id": new_id("item"),
-                      "encrypted_content": context.encode_compaction("".join(pieces).strip())}
-        return {"id": new_id("response"), "object": "response.compaction", "created_at": int(time.time()),
-                "output": kept + [compaction], "usage": objects.add_usage(None, usage) or objects.empty_usage()}
+        return await compact_items(provider, upstream_model, await self._items_for(req))
 
 
 def check_tool_pairs(items: list[dict[str, Any]]) -> None:
@@ -252,16 +225,3 @@ def check_tool_pairs(items: list[dict[str, Any]]) -> None:
     for call_id in calls - outputs:
         raise InvalidRequest(f"No tool output found for function call {call_id}.", param="input",
                              code="invalid_value")
-
-
-def _text_of(message: dict[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        text = content
-    elif isinstance(content, list):
-        text = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-    else:
-        text = ""
-    for call in message.get("tool_calls") or ():
-        text += f" [called {call['function']['name']}({call['function']['arguments']})]"
-    return text
