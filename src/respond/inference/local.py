@@ -527,16 +527,20 @@ class LocalProvider:
         if dims is not None and dims != EMBEDDING_DIMENSIONS:
             raise InvalidRequest(f"The model '{model}' does not support 'dimensions' other than "
                                  f"{EMBEDDING_DIMENSIONS}.", param="dimensions", code="unsupported_value")
-        vectors, tokens = await asyncio.get_running_loop().run_in_executor(self._embed_thread, self._embed, texts)
-        data = []
-        for i, vec in enumerate(vectors):
-            embedding: Any = (base64.b64encode(vec.astype("<f4").tobytes()).decode() if fmt == "base64"
-                              else vec.tolist())
-            data.append({"object": "embedding", "index": i, "embedding": embedding})
+        data, tokens = await asyncio.get_running_loop().run_in_executor(self._embed_thread, self._embed, texts,
+                                                                         fmt)
         return {"object": "list", "data": data, "model": model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
-    def _embed(self, texts: list[str]) -> tuple[Any, int]:
+    def _embed(self, texts: list[str], fmt: str) -> tuple[list[dict[str, Any]], int]:
+        """On the embedding thread: the vectors, already in their wire form (float lists or base64)."""
+        vectors, tokens = self._encode(texts)
+        data = [{"object": "embedding", "index": i,
+                 "embedding": base64.b64encode(vec.astype("<f4").tobytes()).decode() if fmt == "base64"
+                 else vec.tolist()} for i, vec in enumerate(vectors)]
+        return data, tokens
+
+    def _encode(self, texts: list[str]) -> tuple[Any, int]:
         model = self._embedder_sync()
         try:
             vectors = model.encode(texts, batch_size=32, convert_to_numpy=True, normalize_embeddings=True,

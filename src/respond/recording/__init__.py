@@ -1,7 +1,8 @@
 """Record/replay of every outbound call (chat, embeddings, models, tool calls): see docs/recording.md.
 
-`Recorder` is the seam (`recorder.py`); `RecordingProvider` (`provider.py`, imported from there to keep
-this package below `inference/`) wraps an inference provider with it.
+`Recorder` is the seam (`recorder.py`): it depends only on errors/config, so any outbound caller (providers,
+tools) can use it. `RecordingProvider` (`provider.py`, imported from there) wraps an inference provider with
+it, so that module sits above `inference/`.
 """
 
 from respond.recording.codec import CHAT_COMPLETION, CHAT_COMPLETION_CHUNK, EMBEDDINGS, MODEL, MODEL_INFO

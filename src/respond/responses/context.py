@@ -9,6 +9,7 @@ apply and recordings stay small and stable.
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from typing import Any
 
 from respond.errors import InvalidRequest
@@ -108,9 +109,36 @@ def _parts_to_chat(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def function_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """Validate `tools` and return them in the echo form (description, parameters, strict always present)."""
-    echoed: list[dict[str, Any]] = []
+@dataclass(frozen=True)
+class FunctionTool:
+    """A client function tool as the request gave it (`strict` None: not given)."""
+
+    name: str
+    description: str | None
+    parameters: dict[str, Any] | None
+    strict: bool | None
+
+    def echo(self) -> dict[str, Any]:
+        """The form the response echoes: description, parameters and strict always present (strict defaults
+        to true, as in the Responses API)."""
+        return {"type": "function", "name": self.name, "description": self.description,
+                "parameters": self.parameters, "strict": True if self.strict is None else self.strict}
+
+    def chat(self) -> dict[str, Any]:
+        """The Chat Completions form; `strict` only when the client set it (the upstream's default otherwise)."""
+        function: dict[str, Any] = {"name": self.name}
+        if self.description is not None:
+            function["description"] = self.description
+        if self.parameters is not None:
+            function["parameters"] = self.parameters
+        if self.strict is not None:
+            function["strict"] = self.strict
+        return {"type": "function", "function": function}
+
+
+def function_tools(tools: list[dict[str, Any]] | None) -> list[FunctionTool]:
+    """Validate the `tools` parameter."""
+    parsed: list[FunctionTool] = []
     for i, tool in enumerate(tools or []):
         where = f"tools[{i}]"
         if not isinstance(tool, dict):
@@ -128,29 +156,21 @@ def function_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         if params is not None and not isinstance(params, dict):
             raise InvalidRequest(f"Invalid value for '{where}.parameters': expected a JSON schema object.",
                                  param=f"{where}.parameters")
-        echoed.append({"type": "function", "name": name, "description": tool.get("description"),
-                       "parameters": params, "strict": tool.get("strict") if tool.get("strict") is not None
-                       else True, "_strict_given": tool.get("strict") is not None})
-    names = [t["name"] for t in echoed]
+        strict = tool.get("strict")
+        if strict is not None and not isinstance(strict, bool):
+            raise InvalidRequest(f"Invalid type for '{where}.strict': expected a boolean.", param=f"{where}.strict",
+                                 code="invalid_type")
+        parsed.append(FunctionTool(name=name, description=tool.get("description"), parameters=params,
+                                   strict=strict))
+    names = [t.name for t in parsed]
     if len(names) != len(set(names)):
         raise InvalidRequest("Tool names must be unique.", param="tools", code="duplicate_tool_name")
-    return echoed
+    return parsed
 
 
-def _chat_tool(tool: dict[str, Any]) -> dict[str, Any]:
-    function: dict[str, Any] = {"name": tool["name"]}
-    if tool.get("description") is not None:
-        function["description"] = tool["description"]
-    if tool.get("parameters") is not None:
-        function["parameters"] = tool["parameters"]
-    if tool.get("_strict_given"):
-        function["strict"] = tool["strict"]
-    return {"type": "function", "function": function}
-
-
-def resolve_tool_choice(choice: Any, tools: list[dict[str, Any]]) -> tuple[Any, list[dict[str, Any]]]:
+def resolve_tool_choice(choice: Any, tools: list[FunctionTool]) -> tuple[Any, list[FunctionTool]]:
     """Validate tool_choice; return (chat tool_choice or None to omit, the tools the model may use)."""
-    names = {t["name"] for t in tools}
+    names = {t.name for t in tools}
     if choice is None or choice == "auto":
         return None, tools
     if choice in ("none", "required"):
@@ -178,7 +198,7 @@ def resolve_tool_choice(choice: Any, tools: list[dict[str, Any]]) -> tuple[Any, 
             mode = choice.get("mode") or "auto"
             if mode not in ("auto", "required"):
                 raise InvalidRequest("tool_choice.mode must be 'auto' or 'required'.", param="tool_choice.mode")
-            return (None if mode == "auto" else "required"), [t for t in tools if t["name"] in allowed_names]
+            return (None if mode == "auto" else "required"), [t for t in tools if t.name in allowed_names]
     raise InvalidRequest("Invalid value for 'tool_choice': expected 'auto', 'none', 'required', a function "
                          "choice or an allowed_tools choice.", param="tool_choice", code="invalid_value")
 
@@ -187,8 +207,8 @@ def echo_tool_choice(choice: Any) -> Any:
     return "auto" if choice is None else choice
 
 
-def echo_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in t.items() if not k.startswith("_")} for t in tools]
+def echo_tools(tools: list[FunctionTool]) -> list[dict[str, Any]]:
+    return [t.echo() for t in tools]
 
 
 def response_format(req: CreateResponseRequest) -> dict[str, Any] | None:
@@ -224,7 +244,7 @@ def echo_text(req: CreateResponseRequest) -> dict[str, Any]:
 
 
 def chat_request(req: CreateResponseRequest, upstream_model: str, messages: list[dict[str, Any]],
-                 tools: list[dict[str, Any]], tool_choice: Any, response_format: dict[str, Any] | None = None,
+                 tools: list[FunctionTool], tool_choice: Any, response_format: dict[str, Any] | None = None,
                  max_tokens_field: str = "max_tokens") -> dict[str, Any]:
     """The streamed chat-completions body for one model turn.
 
@@ -235,7 +255,7 @@ def chat_request(req: CreateResponseRequest, upstream_model: str, messages: list
     body: dict[str, Any] = {"model": upstream_model, "messages": messages, "stream": True,
                             "stream_options": {"include_usage": True}}
     if tools:
-        body["tools"] = [_chat_tool(t) for t in tools]
+        body["tools"] = [t.chat() for t in tools]
         if tool_choice is not None:
             body["tool_choice"] = tool_choice
         if req.parallel_tool_calls is not None:

@@ -13,7 +13,7 @@ from respond.responses import context
 from respond.responses.request import CreateResponseRequest
 
 
-def new_response(req: CreateResponseRequest, *, response_id: str, model: str, tools: list[dict[str, Any]],
+def new_response(req: CreateResponseRequest, *, response_id: str, model: str, tools: list[context.FunctionTool],
                  created_at: int | None = None) -> dict[str, Any]:
     return {
         "id": response_id,

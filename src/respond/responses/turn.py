@@ -168,15 +168,26 @@ class TurnAssembler:
         self.events.item_done(m.output_index, m.item)
         self.items.append((m.output_index, m.item))
 
+    def _continued_call(self, index: int | None, call_id: str | None, name: str | None) -> _Call | None:
+        """The call a tool_calls delta continues, or None when it starts a new one.
+
+        Backends differ: most number parallel calls with `index`; some reuse index 0 for every call (a new
+        `id` then starts a new call); some send no index at all (a new id or name starts a new call).
+        """
+        call = self._by_index.get(index) if index is not None else (self._calls[-1] if self._calls else None)
+        if call is None:
+            return None
+        if call_id and call.item["call_id"] and call_id != call.item["call_id"]:
+            return None
+        if index is None and name and call.item["name"]:
+            return None
+        return call
+
     def _on_tool_call(self, delta: dict[str, Any]) -> None:
         function = delta.get("function") or {}
         call_id, name, index = delta.get("id"), function.get("name"), delta.get("index")
-        # Backends differ: most number parallel calls with `index`; some reuse index 0 for every call (a new
-        # `id` then starts a new call); some send no index at all (a new id or name starts a new call).
-        call = self._by_index.get(index) if index is not None else (self._calls[-1] if self._calls else None)
-        starts_new = call is None or bool(call_id and call.item["call_id"] and call_id != call.item["call_id"]) \
-            or bool(index is None and name and call.item["name"])
-        if starts_new:
+        call = self._continued_call(index, call_id, name)
+        if call is None:
             self._close_reasoning()
             self._close_message("completed")
             call = _Call(self._take_index(), call_id or "", name or "")

@@ -65,7 +65,7 @@ class Database:
         backend = parsed.get_backend_name()
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
-                             "use sqlite+aiosqlite:///path or postgresql+asyncpg://...")
+                             "use sqlite:///path or postgresql+asyncpg://...")
         self.dialect: str = backend
         self.url: URL = parsed
         json_options: dict[str, Any] = {"json_serializer": jsonutil.dumps, "json_deserializer": jsonutil.loads}
