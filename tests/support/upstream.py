@@ -509,7 +509,7 @@ class ScriptedUpstream:
         elif isinstance(turn, Chunks):
             items, done, pause = turn.items, turn.done, turn.chunk_delay
         elif isinstance(turn, Completion | dict):
-            from respond.inference.openai_compat import completion_to_chunks
+            from respond.inference.sse import completion_to_chunks
             items, done, pause = completion_to_chunks(turn.body if isinstance(turn, Completion) else turn), True, 0.0
         else:
             raise TypeError(f"cannot stream scripted turn {turn!r}")

@@ -16,6 +16,7 @@ stream that ends without `[DONE]` or a `finish_reason` (cut mid-way).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import urllib.parse
@@ -28,6 +29,7 @@ import aiohttp
 from respond.config import OPENAI_API_URL, ProviderConfig
 from respond.errors import UpstreamError
 from respond.inference.base import ModelInfo, flatten
+from respond.inference.sse import SSEDecoder, completion_to_chunks
 from respond.jsonutil import dumpb, loads
 
 log = logging.getLogger(__name__)
@@ -153,49 +155,51 @@ class OpenAICompatProvider:
                 yield completion_to_chunks(self._parse_body(await self._read(response)))
                 done = True
                 return
-            finished = False
-            decoder = SSEDecoder()
-            try:
-                async for piece in response.content.iter_any():
-                    batch: list[dict[str, Any]] = []
-                    for data in decoder.feed(piece):
-                        if data == b"[DONE]":
-                            done = True
-                            break
-                        try:
-                            chunk = self._parse_event(data)
-                        except UpstreamError:
-                            if batch:  # what arrived before the error still goes out first
-                                yield batch
-                            raise
-                        if not finished:
-                            for choice in chunk.get("choices") or ():
-                                if choice.get("finish_reason"):
-                                    finished = True
-                        batch.append(chunk)
-                    if batch:
-                        yield batch
-                    if done:
-                        break
-            except _TRANSPORT_ERRORS as exc:
-                raise self._transport_error(exc, during_stream=True) from exc
-            if not done:
-                data = decoder.flush()
-                if data == b"[DONE]":
-                    done = True
-                elif data is not None:
-                    chunk = self._parse_event(data)
-                    finished = finished or any(c.get("finish_reason") for c in chunk.get("choices") or ())
-                    yield [chunk]
-            if not done and not finished:
-                raise UpstreamError(
-                    f"Upstream provider '{self.id}' closed the stream before it finished (no [DONE] and no "
-                    "finish_reason).", code="upstream_stream_incomplete")
+            async with contextlib.aclosing(self._read_events(response)) as batches:
+                async for batch in batches:
+                    yield batch
+            done = True
         finally:
             if done:
                 response.release()  # fully read: the connection goes back to the pool
             else:
                 response.close()  # abandoned or broken mid-way: drop the connection, stopping the upstream
+
+    async def _read_events(self, response: aiohttp.ClientResponse) -> AsyncIterator[list[dict[str, Any]]]:
+        """The chunks of an SSE body, one list per network read; raises if it ends before it finished."""
+        finished = False  # a choice reported its finish_reason
+        decoder = SSEDecoder()
+        try:
+            async for piece in response.content.iter_any():
+                batch: list[dict[str, Any]] = []
+                for data in decoder.feed(piece):
+                    if data == b"[DONE]":
+                        if batch:
+                            yield batch
+                        return
+                    try:
+                        chunk = self._parse_event(data)
+                    except UpstreamError:
+                        if batch:  # what arrived before the error still goes out first
+                            yield batch
+                        raise
+                    finished = finished or any(c.get("finish_reason") for c in chunk.get("choices") or ())
+                    batch.append(chunk)
+                if batch:
+                    yield batch
+        except _TRANSPORT_ERRORS as exc:
+            raise self._transport_error(exc, during_stream=True) from exc
+        data = decoder.flush()  # the body ended without a blank line after its last event
+        if data == b"[DONE]":
+            return
+        if data is not None:
+            chunk = self._parse_event(data)
+            finished = finished or any(c.get("finish_reason") for c in chunk.get("choices") or ())
+            yield [chunk]
+        if not finished:
+            raise UpstreamError(
+                f"Upstream provider '{self.id}' closed the stream before it finished (no [DONE] and no "
+                "finish_reason).", code="upstream_stream_incomplete")
 
     def _parse_event(self, data: bytes) -> dict[str, Any]:
         obj = self._json_object(data, "stream event")
@@ -308,65 +312,3 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return f"HTTP {status}"
-
-
-
-class SSEDecoder:
-    """Splits an event-stream body, fed in arbitrary pieces, into the `data` payloads of its events.
-
-    Works on bytes (no text decoding); an event's `data:` lines are joined with newlines; `event:`, `id:`,
-    `retry:` fields and `:` comments are skipped; CRLF and LF line ends both work.
-    """
-
-    __slots__ = ("_tail", "_pending")
-
-    def __init__(self) -> None:
-        self._tail = b""
-        self._pending: bytes | None = None
-
-    def feed(self, piece: bytes) -> list[bytes]:
-        lines = (self._tail + piece).split(b"\n") if self._tail else piece.split(b"\n")
-        self._tail = lines.pop()
-        events: list[bytes] = []
-        pending = self._pending
-        for line in lines:
-            if line.startswith(b"data:"):
-                data = line[5:].strip()
-                pending = data if pending is None else pending + b"\n" + data
-            elif (not line or line == b"\r") and pending is not None:
-                events.append(pending)
-                pending = None
-        self._pending = pending
-        return events
-
-    def flush(self) -> bytes | None:
-        """The last event when the body ended without its blank line (or None)."""
-        last = self._tail.strip()
-        self._tail = b""
-        pending = self._pending
-        if last.startswith(b"data:"):
-            data = last[5:].strip()
-            pending = data if pending is None else pending + b"\n" + data
-        self._pending = None
-        return pending
-
-
-def completion_to_chunks(completion: dict[str, Any]) -> list[dict[str, Any]]:
-    """A `ChatCompletion` as the equivalent `ChatCompletionChunk` sequence (content, tool calls, usage)."""
-    base = {"id": completion.get("id", ""), "object": "chat.completion.chunk",
-            "created": completion.get("created", 0), "model": completion.get("model", "")}
-    chunks: list[dict[str, Any]] = []
-    for choice in completion.get("choices") or []:
-        msg = choice.get("message") or {}
-        delta: dict[str, Any] = {"role": msg.get("role", "assistant"), "content": msg.get("content")}
-        if msg.get("refusal"):
-            delta["refusal"] = msg["refusal"]
-        if msg.get("tool_calls"):
-            delta["tool_calls"] = [{"index": i, **tc} for i, tc in enumerate(msg["tool_calls"])]
-        idx = choice.get("index", 0)
-        chunks.append({**base, "choices": [{"index": idx, "delta": delta, "finish_reason": None}]})
-        chunks.append({**base, "choices": [{"index": idx, "delta": {},
-                                            "finish_reason": choice.get("finish_reason") or "stop"}]})
-    if completion.get("usage"):
-        chunks.append({**base, "choices": [], "usage": completion["usage"]})
-    return chunks
