@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from respond.api.http import JSON, EventStreamResponse, read_json_object, require_model
+from respond.api.http import JSON, EventStreamResponse, read_json_object, require, require_model
 from respond.errors import APIError, InvalidRequest
 from respond.jsonutil import dumpb
 
@@ -32,10 +32,7 @@ DONE_FRAME = b"data: [DONE]\n\n"
 async def create_chat_completion(request: Request) -> Response:
     body = await read_json_object(request)
     model = require_model(body)
-    messages = body.get("messages")
-    if messages is None:
-        raise InvalidRequest("Missing required parameter: 'messages'.", param="messages",
-                             code="missing_required_parameter")
+    messages = require(body, "messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("Invalid 'messages': expected a non-empty array of messages.", param="messages",
                              code="invalid_value" if isinstance(messages, list) else "invalid_type")

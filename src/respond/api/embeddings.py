@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from respond.api.http import JSON, read_json_object, require_model
+from respond.api.http import JSON, read_json_object, require, require_model
 from respond.errors import InvalidRequest
 
 router = APIRouter()
@@ -16,10 +16,9 @@ async def create_embeddings(request: Request) -> Response:
     body = await read_json_object(request)
     model = require_model(body)
     inputs = body.get("input")
-    if inputs is None:
-        raise InvalidRequest("Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
-    if isinstance(inputs, str | list) and not inputs:
-        raise InvalidRequest("'input' cannot be an empty string or array.", param="input", code="invalid_value")
+    if isinstance(inputs, list) and not inputs:
+        raise InvalidRequest("'input' cannot be an empty array.", param="input", code="invalid_value")
+    inputs = require(body, "input")
     if not isinstance(inputs, str | list):
         raise InvalidRequest("Invalid type for 'input': expected a string or an array.", param="input",
                              code="invalid_type")

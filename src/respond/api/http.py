@@ -82,10 +82,16 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     return body
 
 
+def require(body: dict[str, Any], name: str) -> Any:
+    """`body[name]`, or the 400 OpenAI gives for a missing required parameter."""
+    value = body.get(name)
+    if value is None or value == "":
+        raise InvalidRequest(f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
+    return value
+
+
 def require_model(body: dict[str, Any]) -> str:
-    model = body.get("model")
-    if model is None or model == "":
-        raise InvalidRequest("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+    model = require(body, "model")
     if not isinstance(model, str):
         raise InvalidRequest("Invalid type for 'model': expected a string.", param="model", code="invalid_type")
     return model
