@@ -16,7 +16,7 @@ def test_issue_example_on_the_embedded_model(client: openai.OpenAI, server) -> N
     assert r.status in ("completed", "incomplete") and r.output_text.strip()
     assert r.model == MODEL and r.usage.input_tokens > 0 and r.usage.output_tokens > 0
 
-    r2 = client.responses.create(model=r.model, input="Repeat your previous response in all caps.",
+    r2 = create(client, model=r.model, input="Repeat your previous response in all caps.",
                                  previous_response_id=r.id, temperature=0, max_output_tokens=48)
     assert r2.previous_response_id == r.id and r2.output_text.strip()
     assert r2.usage.input_tokens > r.usage.input_tokens  # the first turn is part of the context
@@ -29,6 +29,6 @@ def test_issue_example_on_the_embedded_model(client: openai.OpenAI, server) -> N
 
 
 def test_embedded_model_is_deterministic_at_temperature_zero(client: openai.OpenAI) -> None:
-    texts = [client.responses.create(model=MODEL, input="Name a color.", temperature=0,
+    texts = [create(client, model=MODEL, input="Name a color.", temperature=0,
                                      max_output_tokens=16).output_text for _ in range(2)]
     assert texts[0] == texts[1]

@@ -31,7 +31,7 @@ def test_create_retrieve_delete(any_client: openai.OpenAI, upstream) -> None:
     deleted = any_client.responses.delete(r.id)
     assert deleted is None or getattr(deleted, "deleted", True)
     with pytest.raises(openai.NotFoundError) as err:
-        any_client.responses.retrieve(r.id)
+        retrieve(any_client, r.id)
     validate_error_envelope(err.value.response.json(), 404)
     with pytest.raises(openai.NotFoundError):
         any_client.responses.delete(r.id)
@@ -39,9 +39,9 @@ def test_create_retrieve_delete(any_client: openai.OpenAI, upstream) -> None:
 
 def test_previous_response_id_carries_the_chain_but_not_instructions(any_client: openai.OpenAI, upstream) -> None:
     upstream.script(reply("Saturn."), reply("SATURN."), reply("Done."))
-    r1 = any_client.responses.create(model=MODEL, input="Which planet?", instructions="Be brief.")
+    r1 = create(any_client, model=MODEL, input="Which planet?", instructions="Be brief.")
     assert upstream.last_chat["messages"][0] == {"role": "system", "content": "Be brief."}
-    r2 = any_client.responses.create(model=MODEL, input="Repeat your previous response in all caps.",
+    r2 = create(any_client, model=MODEL, input="Repeat your previous response in all caps.",
                                      previous_response_id=r1.id)
     assert r2.previous_response_id == r1.id
     assert r2.instructions is None
@@ -50,7 +50,7 @@ def test_previous_response_id_carries_the_chain_but_not_instructions(any_client:
         {"role": "assistant", "content": "Saturn."},
         {"role": "user", "content": "Repeat your previous response in all caps."},
     ]
-    r3 = any_client.responses.create(model=MODEL, input="Thanks", previous_response_id=r2.id, instructions="New.")
+    r3 = create(any_client, model=MODEL, input="Thanks", previous_response_id=r2.id, instructions="New.")
     assert [m["content"] for m in upstream.last_chat["messages"]] == [
         "New.", "Which planet?", "Saturn.", "Repeat your previous response in all caps.", "SATURN.", "Thanks"]
     assert r3.output_text == "Done."
@@ -58,12 +58,12 @@ def test_previous_response_id_carries_the_chain_but_not_instructions(any_client:
 
 def test_store_false_is_not_retrievable_nor_continuable(any_client: openai.OpenAI, upstream) -> None:
     upstream.script(reply("ephemeral"))
-    r = any_client.responses.create(model=MODEL, input="hi", store=False)
+    r = create(any_client, model=MODEL, input="hi", store=False)
     assert r.store is False and r.output_text == "ephemeral"
     with pytest.raises(openai.NotFoundError):
-        any_client.responses.retrieve(r.id)
+        retrieve(any_client, r.id)
     with pytest.raises(openai.NotFoundError) as err:
-        any_client.responses.create(model=MODEL, input="again", previous_response_id=r.id)
+        create(any_client, model=MODEL, input="again", previous_response_id=r.id)
     body = err.value.response.json()
     validate_error_envelope(body, 404, param="previous_response_id", code="previous_response_not_found")
 
@@ -83,7 +83,7 @@ def test_parameters_are_echoed_and_sent_upstream(any_client: openai.OpenAI, upst
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
 
     upstream.script(reply("ok"))
-    r = any_client.responses.create(model=MODEL, input="hi")
+    r = create(any_client, model=MODEL, input="hi")
     # unset sampling parameters are not sent, and are echoed with their defaults (never null)
     assert not {"temperature", "top_p", "max_tokens", "tools", "tool_choice"} & set(upstream.last_chat)
     assert (r.temperature, r.top_p, r.tool_choice, r.truncation, r.tools) == (1.0, 1.0, "auto", "disabled", [])
@@ -92,7 +92,7 @@ def test_parameters_are_echoed_and_sent_upstream(any_client: openai.OpenAI, upst
 def test_input_items_pagination(any_client: openai.OpenAI, upstream) -> None:
     upstream.script(reply("ok"))
     items = [{"role": "user", "content": f"m{i}"} for i in range(5)]
-    r = any_client.responses.create(model=MODEL, input=items)
+    r = create(any_client, model=MODEL, input=items)
     page = any_client.responses.input_items.list(r.id)
     texts = [i.content[0].text for i in page.data]
     assert texts == ["m4", "m3", "m2", "m1", "m0"]  # newest first by default
@@ -111,7 +111,7 @@ def test_input_items_pagination(any_client: openai.OpenAI, upstream) -> None:
 def test_list_responses(any_server, upstream, request) -> None:
     client = any_server.client(request.node.nodeid)
     upstream.script(reply("a"), reply("b"), reply("c"))
-    ids = [client.responses.create(model=MODEL, input=f"q{i}", metadata={"t": request.node.name}).id
+    ids = [create(client, model=MODEL, input=f"q{i}", metadata={"t": request.node.name}).id
            for i in range(3)]
     listed = client.get("/responses", cast_to=object, options={"params": {"limit": 100}})
     listed_ids = [r["id"] for r in listed["data"]]
@@ -125,7 +125,7 @@ def test_list_responses(any_server, upstream, request) -> None:
 
 def test_string_and_part_content_and_images(any_client: openai.OpenAI, upstream) -> None:
     upstream.script(reply("a cat"))
-    any_client.responses.create(model=MODEL, input=[
+    create(any_client, model=MODEL, input=[
         {"role": "developer", "content": "dev rules"},
         {"type": "message", "role": "user", "content": [
             {"type": "input_text", "text": "What is this?"},

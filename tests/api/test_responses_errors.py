@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from tests.api.wire import create, post_stream
+from tests.api.wire import create, post_stream, retrieve
 from tests.support.conformance import validate_error_envelope, validate_stream
 from tests.support.server import scripted_provider
 from tests.support.upstream import cut, delay, error, midstream_error, reply
@@ -93,7 +93,7 @@ def test_upstream_failure_ends_failed_and_is_stored(client: openai.OpenAI, serve
     final = validate_stream(events)
     assert events[-1]["type"] == "response.failed"
     assert final["status"] == "failed" and final["error"]["code"] == "server_error" and final["error"]["message"]
-    stored = client.responses.retrieve(final["id"])
+    stored = retrieve(client, final["id"])
     assert stored.status == "failed" and stored.error.message == final["error"]["message"]
 
     upstream.script(turn)
@@ -101,14 +101,14 @@ def test_upstream_failure_ends_failed_and_is_stored(client: openai.OpenAI, serve
     assert r.status == "failed" and r.error is not None
     # the server keeps serving
     upstream.script(reply("fine again"))
-    assert client.responses.create(model=MODEL, input="x").output_text == "fine again"
+    assert create(client, model=MODEL, input="x").output_text == "fine again"
 
 
 def test_upstream_rate_limit_and_bad_request_codes(client: openai.OpenAI, upstream) -> None:
     upstream.script(error(429, "slow down"))
-    assert client.responses.create(model=MODEL, input="x").error.code == "rate_limit_exceeded"
+    assert create(client, model=MODEL, input="x").error.code == "rate_limit_exceeded"
     upstream.script(error(400, "bad prompt", code="invalid_value"))
-    assert client.responses.create(model=MODEL, input="x").error.code == "invalid_prompt"
+    assert create(client, model=MODEL, input="x").error.code == "invalid_prompt"
 
 
 def test_upstream_unreachable_and_timeout(make_server, upstream) -> None:
@@ -116,13 +116,13 @@ def test_upstream_unreachable_and_timeout(make_server, upstream) -> None:
     slow = scripted_provider(upstream).model_copy(update={"id": "slow", "timeout": 0.5})
     running = make_server([dead, slow])
     client = running.client()
-    r = client.responses.create(model="dead/scripted", input="x")
+    r = create(client, model="dead/scripted", input="x")
     assert r.status == "failed" and r.error.code == "server_error"
     upstream.script(delay(3, reply("too late")))
     started = time.monotonic()
-    r = client.responses.create(model="slow/scripted", input="x")
+    r = create(client, model="slow/scripted", input="x")
     assert r.status == "failed" and time.monotonic() - started < 2.5
-    assert client.responses.retrieve(r.id).status == "failed"
+    assert retrieve(client, r.id).status == "failed"
 
 
 async def test_client_disconnect_stops_the_work_and_keeps_the_response(server, upstream) -> None:
@@ -152,7 +152,7 @@ async def test_client_disconnect_stops_the_work_and_keeps_the_response(server, u
 
 def test_upstream_auth_failure_is_the_servers_fault(client: openai.OpenAI, upstream) -> None:
     upstream.script(error(401, "Incorrect API key provided"))
-    r = client.responses.create(model=MODEL, input="x")
+    r = create(client, model=MODEL, input="x")
     assert r.status == "failed" and r.error.code == "server_error" and "API key" in r.error.message
 
 
@@ -160,9 +160,9 @@ def test_a_dangling_function_call_needs_its_output(client: openai.OpenAI, upstre
     from tests.support.upstream import tool_call
 
     upstream.script(reply(tool_call("f", {}, id="call_d")))
-    r = client.responses.create(model=MODEL, input="call f", tools=[{"type": "function", "name": "f"}])
+    r = create(client, model=MODEL, input="call f", tools=[{"type": "function", "name": "f"}])
     with pytest.raises(openai.BadRequestError) as err:
-        client.responses.create(model=MODEL, input="never mind", previous_response_id=r.id)
+        create(client, model=MODEL, input="never mind", previous_response_id=r.id)
     assert "call_d" in err.value.response.json()["error"]["message"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import openai
 
+from tests.api.wire import create
 from tests.support.upstream import error, reply
 
 MODEL = "up/scripted"
@@ -12,7 +13,7 @@ MODEL = "up/scripted"
 def test_compact_output_is_accepted_back_as_input(client: openai.OpenAI, upstream) -> None:
     upstream.script(reply("Saturn."), reply("User asked about ringed planets; answer was Saturn."),
                     reply("Yes, Saturn."))
-    r1 = client.responses.create(model=MODEL, input="Which planet has rings?")
+    r1 = create(client, model=MODEL, input="Which planet has rings?")
     compacted = client.post("/responses/compact", cast_to=object,
                             body={"model": MODEL, "previous_response_id": r1.id})
     assert compacted["object"] == "response.compaction"
@@ -22,7 +23,7 @@ def test_compact_output_is_accepted_back_as_input(client: openai.OpenAI, upstrea
     summary_request = upstream.chat_bodies[-1]["messages"]
     assert "Which planet has rings?" in summary_request[-1]["content"] and "Saturn." in summary_request[-1]["content"]
 
-    r2 = client.responses.create(model=MODEL, input=compacted["output"] + [{"role": "user", "content": "Sure?"}])
+    r2 = create(client, model=MODEL, input=compacted["output"] + [{"role": "user", "content": "Sure?"}])
     assert r2.output_text == "Yes, Saturn."
     sent = upstream.last_chat["messages"]
     assert sent[0] == {"role": "user", "content": "Which planet has rings?"}
@@ -32,7 +33,7 @@ def test_compact_output_is_accepted_back_as_input(client: openai.OpenAI, upstrea
 
 def test_forged_compaction_item_is_rejected(client: openai.OpenAI) -> None:
     try:
-        client.responses.create(model=MODEL, input=[{"type": "compaction", "encrypted_content": "garbage"}])
+        create(client, model=MODEL, input=[{"type": "compaction", "encrypted_content": "garbage"}])
     except openai.BadRequestError as err:
         assert err.response.json()["error"]["code"] == "invalid_encrypted_content"
     else:
@@ -50,17 +51,17 @@ def test_input_tokens_counts(client: openai.OpenAI, upstream) -> None:
 
 def test_truncation_auto_drops_oldest_turns_on_context_overflow(client: openai.OpenAI, upstream) -> None:
     upstream.script(reply("first"), reply("second"))
-    r1 = client.responses.create(model=MODEL, input="one")
-    r2 = client.responses.create(model=MODEL, input="two", previous_response_id=r1.id)
+    r1 = create(client, model=MODEL, input="one")
+    r2 = create(client, model=MODEL, input="two", previous_response_id=r1.id)
     overflow = error(400, "This model's maximum context length is 10 tokens.", code="context_length_exceeded")
     upstream.script(overflow, reply("third"))
-    r3 = client.responses.create(model=MODEL, input="three", previous_response_id=r2.id, truncation="auto")
+    r3 = create(client, model=MODEL, input="three", previous_response_id=r2.id, truncation="auto")
     assert r3.status == "completed" and r3.output_text == "third"
     first, retry = upstream.chat_bodies[-2:]
     assert len(first["messages"]) == 5 and [m["content"] for m in retry["messages"]] == ["two", "second", "three"]
 
     upstream.script(overflow)
-    r4 = client.responses.create(model=MODEL, input="four", previous_response_id=r3.id)  # truncation disabled
+    r4 = create(client, model=MODEL, input="four", previous_response_id=r3.id)  # truncation disabled
     assert r4.status == "failed" and "context length" in r4.error.message
 
 
@@ -79,16 +80,16 @@ def test_max_tokens_field_follows_the_provider(make_server, upstream) -> None:
     provider = scripted_provider(upstream).model_copy(update={"max_tokens_field": "max_completion_tokens"})
     client = make_server([provider]).client()
     upstream.script(reply("ok"))
-    client.responses.create(model=MODEL, input="x", max_output_tokens=32)
+    create(client, model=MODEL, input="x", max_output_tokens=32)
     assert upstream.last_chat["max_completion_tokens"] == 32 and "max_tokens" not in upstream.last_chat
 
 
 def test_truncation_auto_with_the_embedded_model(client: openai.OpenAI) -> None:
     long_history = [{"role": "user", "content": "word " * 9000}, {"role": "assistant", "content": "ok"},
                     {"role": "user", "content": "Say hi"}]
-    r = client.responses.create(model="local/smollm2-135m", input=long_history, truncation="auto",
+    r = create(client, model="local/smollm2-135m", input=long_history, truncation="auto",
                                 temperature=0, max_output_tokens=16)
     assert r.status in ("completed", "incomplete") and r.output_text
-    r = client.responses.create(model="local/smollm2-135m", input=long_history, temperature=0,
+    r = create(client, model="local/smollm2-135m", input=long_history, temperature=0,
                                 max_output_tokens=16)
     assert r.status == "failed" and r.error.code == "invalid_prompt"

@@ -9,7 +9,7 @@ import json
 
 import openai
 
-from tests.api.wire import post_stream
+from tests.api.wire import create, post_stream, retrieve
 from tests.support.conformance import validate_stream
 from tests.support.upstream import chunk, chunks, refusal, reply, tool_call
 
@@ -49,7 +49,7 @@ def test_sdk_stream_and_stored_result_agree(client: openai.OpenAI, upstream) -> 
         final = stream.get_final_response()
     assert seen[0] == "response.created" and seen[-1] == "response.completed"
     assert final.output_text == "Hello there"
-    assert client.responses.retrieve(final.id).output_text == "Hello there"
+    assert retrieve(client, final.id).output_text == "Hello there"
 
 
 def test_parallel_tool_calls_interleaved_across_chunks(server, upstream) -> None:
@@ -113,10 +113,10 @@ def test_length_cutoff_is_incomplete(server, upstream, client) -> None:
     assert events[-1]["type"] == "response.incomplete"
     assert final["status"] == "incomplete" and final["incomplete_details"] == {"reason": "max_output_tokens"}
     assert final["output"][0]["status"] == "incomplete"
-    assert client.responses.retrieve(final["id"]).status == "incomplete"
+    assert retrieve(client, final["id"]).status == "incomplete"
 
     upstream.script(reply("Once upon", finish_reason="length"))
-    r = client.responses.create(model=MODEL, input="story", max_output_tokens=16)
+    r = create(client, model=MODEL, input="story", max_output_tokens=16)
     assert r.status == "incomplete" and r.incomplete_details.reason == "max_output_tokens"
 
 

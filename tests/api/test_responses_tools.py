@@ -27,7 +27,7 @@ def test_function_call_round_trip(any_client: openai.OpenAI, upstream) -> None:
     # echoed tools carry description, parameters and strict
     assert [(t.name, t.description, t.strict) for t in r1.tools] == [("get_weather", None, True),
                                                                       ("get_time", "Time now.", True)]
-    r2 = any_client.responses.create(model=MODEL, previous_response_id=r1.id, tools=TOOLS, input=[
+    r2 = create(any_client, model=MODEL, previous_response_id=r1.id, tools=TOOLS, input=[
         {"type": "function_call_output", "call_id": "call_A", "output": json.dumps({"sky": "sunny"})},
         {"type": "function_call_output", "call_id": "call_B", "output": "12:00"}])
     assert r2.output_text == "Sunny at noon."
@@ -43,7 +43,7 @@ def test_function_call_round_trip(any_client: openai.OpenAI, upstream) -> None:
 
 def test_function_items_sent_by_the_client_without_previous_response(client: openai.OpenAI, upstream) -> None:
     upstream.script(reply("It is 12:00."))
-    r = client.responses.create(model=MODEL, tools=TOOLS, input=[
+    r = create(client, model=MODEL, tools=TOOLS, input=[
         {"role": "user", "content": "time?"},
         {"type": "function_call", "call_id": "c1", "name": "get_time", "arguments": "{}"},
         {"type": "function_call_output", "call_id": "c1", "output": "12:00"}])
@@ -80,7 +80,7 @@ def test_tool_choice_mapping(client: openai.OpenAI, upstream, choice, sent, tool
 ])
 def test_bad_tool_parameters_are_400(client: openai.OpenAI, upstream, kwargs, param) -> None:
     with pytest.raises(openai.BadRequestError) as err:
-        client.responses.create(model=MODEL, input="x", **kwargs)
+        create(client, model=MODEL, input="x", **kwargs)
     validate_error_envelope(err.value.response.json(), 400, param=param)
     assert upstream.pending() == 0 and not upstream.chat_bodies
 
@@ -97,5 +97,5 @@ def test_json_schema_output(client: openai.OpenAI, upstream) -> None:
     assert r.text.format.type == "json_schema" and r.text.format.name == "city"
 
     upstream.script(reply("{}"))
-    client.responses.create(model=MODEL, input="json please", text={"format": {"type": "json_object"}})
+    create(client, model=MODEL, input="json please", text={"format": {"type": "json_object"}})
     assert upstream.last_chat["response_format"] == {"type": "json_object"}
