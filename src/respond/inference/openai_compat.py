@@ -183,7 +183,10 @@ class OpenAICompatProvider:
                         if batch:  # what arrived before the error still goes out first
                             yield batch
                         raise
-                    finished = finished or any(c.get("finish_reason") for c in chunk.get("choices") or ())
+                    if not finished:  # a plain loop: a generator expression per chunk costs ~1.5 us
+                        for choice in chunk.get("choices") or ():
+                            if choice.get("finish_reason"):
+                                finished = True
                     batch.append(chunk)
                 if batch:
                     yield batch
