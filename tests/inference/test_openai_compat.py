@@ -209,15 +209,19 @@ async def test_vllm_style_error_envelope(provider: Any, upstream: Any) -> None:
     assert info.value.status_code == 404 and "The model `x` does not exist." in info.value.message
 
 
+async def complete(p: Any, stream: bool) -> Any:
+    """One chat completion through the provider, streamed (collected) or not."""
+    if stream:
+        return await collect(p)
+    return await p.chat_completion({"model": "gpt-4o", "messages": MESSAGES})
+
+
 @pytest.mark.parametrize("stream", [False, True])
 async def test_connect_refused(stream: bool) -> None:
     p = make_provider(f"http://127.0.0.1:{closed_port()}/v1")
     try:
         with pytest.raises(UpstreamError) as info:
-            if stream:
-                await collect(p)
-            else:
-                await p.chat_completion({"model": "gpt-4o", "messages": MESSAGES})
+            await complete(p, stream)
         assert info.value.status_code == 502 and info.value.code == "upstream_unreachable"
     finally:
         await p.aclose()
@@ -230,10 +234,7 @@ async def test_timeout_before_answer(upstream: Any, stream: bool) -> None:
     started = time.monotonic()
     try:
         with pytest.raises(UpstreamError) as info:
-            if stream:
-                await collect(p)
-            else:
-                await p.chat_completion({"model": "gpt-4o", "messages": MESSAGES})
+            await complete(p, stream)
     finally:
         await p.aclose()
     assert info.value.code == "upstream_timeout" and info.value.status_code == 502
