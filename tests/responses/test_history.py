@@ -99,8 +99,11 @@ async def test_unknown_and_running_previous(history: History):
     assert err.value.code == "previous_response_not_found"
     with pytest.raises(InvalidRequest) as err:
         await history.load(OWNER, previous_id="resp_run", conversation_id=None, local=None,
-                           running={"resp_run": {}})
+                           running={"resp_run": OWNER})
     assert err.value.code == "previous_response_in_progress"
+    with pytest.raises(NotFound):  # another owner's running response is not there for this one
+        await history.load("someone-else", previous_id="resp_run", conversation_id=None, local=None,
+                           running={"resp_run": OWNER})
 
 
 async def test_continuing_an_unstored_response_stores_the_full_context(history: History):
