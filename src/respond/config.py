@@ -47,6 +47,15 @@ class RecordingConfig(BaseModel):
     dir: str | None = Field(default=None, description="Where recordings live; default <data_dir>/recordings.")
 
 
+class ToolsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_rounds: int = Field(default=10, ge=1, description="Model turns that call server-side tools, per "
+                            "response; then the response ends `incomplete`.")
+    concurrency: int = Field(default=4, ge=1, description="Server-side tool calls run at once per response "
+                             "(when parallel_tool_calls allows).")
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -59,6 +68,7 @@ class Config(BaseModel):
     log_level: str = "info"
     providers: list[ProviderConfig] = Field(default_factory=list)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
     test_id_header: bool = Field(
         default=False, description="Honour the X-Respond-Test-Id request header (per-test recordings and "
         "deterministic ids) even in live mode; it is always honoured when recording or replaying.")
