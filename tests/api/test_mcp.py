@@ -14,14 +14,7 @@ import pytest
 from respond.config import MCPConfig
 from tests.api.wire import create, post_stream, retrieve
 from tests.support.conformance import validate_stream
-from tests.support.mcp_server import (  # noqa: F401 -- fixtures
-    RunningMCP,
-    experiments_server,
-    mcp_experiments,
-    mcp_experiments_server,
-    start_mcp,
-    utility_server,
-)
+from tests.support.mcp_server import RunningMCP, experiments_server, start_mcp, utility_server
 from tests.support.server import make_config, scripted_provider, start_server
 from tests.support.upstream import reply, tool_call
 
