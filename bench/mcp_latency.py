@@ -64,11 +64,11 @@ def pct(samples: list[float]) -> str:
 
 
 async def direct(url: str, n: int) -> tuple[list[float], list[float]]:
+    import ssl
+
     import httpx2
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
-
-    import ssl
 
     tls = ssl.create_default_context()
     fresh: list[float] = []
