@@ -154,10 +154,13 @@ def test_approval_required_then_approved(client: openai.OpenAI, upstream, mcp_ex
     assert (request.name, json.loads(request.arguments)) == ("get_experiment_id", {"experiment_name": "boiling_point"})
     assert mcp_experiments.calls == []  # nothing ran without approval
     upstream.script(reply("It is exp_004."))
-    r2 = create(client, model=MODEL, previous_response_id=r1.id, tools=tools, input=[
-        {"type": "mcp_approval_response", "approval_request_id": request.id, "approve": True}])
-    assert [i.type for i in r2.output] == ["mcp_call", "message"]
-    assert (r2.output[0].approval_request_id, r2.output[0].output) == (request.id, "exp_004")
+    events = post_stream(str(client.base_url).rstrip("/"), {
+        "model": MODEL, "previous_response_id": r1.id, "tools": tools,
+        "input": [{"type": "mcp_approval_response", "approval_request_id": request.id, "approve": True}]},
+        client.default_headers.get("X-Respond-Test-Id"))
+    final = validate_stream(events)
+    assert [i["type"] for i in final["output"]] == ["mcp_call", "message"]
+    assert (final["output"][0]["approval_request_id"], final["output"][0]["output"]) == (request.id, "exp_004")
     assert mcp_experiments.calls == [("get_experiment_id", {"experiment_name": "boiling_point"})]
     assert mcp_experiments.methods.count("tools/list") == 1
     assert upstream.last_chat["messages"][-1] == {"role": "tool", "tool_call_id": request.id,
