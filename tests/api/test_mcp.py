@@ -115,6 +115,18 @@ def test_listing_is_reused_across_a_chain(client: openai.OpenAI, upstream, mcp_e
     assert mcp_experiments.methods.count("tools/list") == 1  # not listed again
     assert r2.output[0].output == "user_456"
     assert len(upstream.chat_bodies[1]["tools"]) == 5
+    # a narrower allowed_tools reuses the listing too; a tool the chain's listing lacks makes it list again
+    upstream.script(reply("narrow"), reply("fresh"), reply("wider"))
+    create(client, model=MODEL, input="x", previous_response_id=r1.id,
+           tools=[mcp_tool(mcp_experiments, allowed_tools=["get_user_id"])])
+    assert [t["function"]["name"] for t in upstream.last_chat["tools"]] == ["get_user_id"]
+    assert mcp_experiments.methods.count("tools/list") == 1
+    narrow = create(client, model=MODEL, input="x", tools=[mcp_tool(mcp_experiments, allowed_tools=["get_user_id"])])
+    assert mcp_experiments.methods.count("tools/list") == 2 and len(narrow.output[0].tools) == 1
+    wider = create(client, model=MODEL, input="x", previous_response_id=narrow.id,
+                   tools=[mcp_tool(mcp_experiments, allowed_tools=["get_user_id", "check_file_access"])])
+    assert mcp_experiments.methods.count("tools/list") == 3 and wider.output[0].type == "mcp_list_tools"
+    upstream.chat_bodies.clear()
     # the chain's mcp_call is history for the next turn: a tool call and its result
     upstream.script(reply("done"))
     create(client, model=MODEL, input="thanks", tools=tools, previous_response_id=r2.id)
