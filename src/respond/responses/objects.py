@@ -36,7 +36,7 @@ def new_response(req: CreateResponseRequest, *, response_id: str, model: str, to
         "reasoning": {"effort": req.reasoning.effort if req.reasoning else None,
                       "summary": req.reasoning.summary if req.reasoning else None},
         "safety_identifier": req.safety_identifier,
-        "service_tier": "default",
+        "service_tier": req.service_tier or "auto",  # until the upstream says which tier served it
         "store": req.store is not False,
         "temperature": req.temperature if req.temperature is not None else 1.0,
         "text": context.echo_text(req),

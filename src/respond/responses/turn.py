@@ -59,6 +59,7 @@ class TurnAssembler:
         self.items: list[tuple[int, dict[str, Any]]] = []  # (output_index, finished item)
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
+        self.service_tier: str | None = None  # the tier the upstream says served the turn
         self._message: _Message | None = None
         self._reasoning: _Reasoning | None = None
         self._calls: list[_Call] = []  # in the order the model started them
@@ -70,6 +71,7 @@ class TurnAssembler:
         usage = chunk.get("usage")
         if usage:
             self.usage = usage
+            self.service_tier = chunk.get("service_tier") or self.service_tier
         choices = chunk.get("choices")
         if not choices:
             return
@@ -92,6 +94,8 @@ class TurnAssembler:
                 self._on_tool_call(call)
         if choice.get("finish_reason"):
             self.finish_reason = choice["finish_reason"]
+            # read once per turn (not per chunk): OpenAI repeats it on every chunk
+            self.service_tier = chunk.get("service_tier") or self.service_tier
 
     def _take_index(self) -> int:
         index = self.next_index
@@ -151,10 +155,13 @@ class TurnAssembler:
         if m.part_kind == "output_text":
             part = output_text_part(text, m.logprobs)
             self.events.text_done(m.item["id"], m.output_index, content_index, text, m.logprobs)
+            # logprobs travel on the text deltas, `.done` and the finished item; OpenAI's content_part.done
+            # carries the part with `logprobs: []`
+            shown = output_text_part(text) if m.logprobs else part
         else:
-            part = {"type": "refusal", "refusal": text}
+            part = shown = {"type": "refusal", "refusal": text}
             self.events.refusal_done(m.item["id"], m.output_index, content_index, text)
-        self.events.part_done(m.item["id"], m.output_index, content_index, part)
+        self.events.part_done(m.item["id"], m.output_index, content_index, shown)
         m.item["content"].append(part)
         m.chunks, m.part_kind, m.logprobs = [], None, []
 
