@@ -215,14 +215,24 @@ def test_logprobs_ride_on_text_events_not_on_content_part_done(server, upstream)
 
 # -- 6. unknown and mistyped parameters -----------------------------------------------------------------------
 
-def test_create_parameters_match_the_sdk() -> None:
-    from openai.types.responses import response_create_params
+def test_accepted_parameters_match_the_sdk() -> None:
+    """Pinned in request.py; an SDK upgrade that adds a parameter fails here (add it there)."""
+    import typing
 
-    from respond.responses.request import CREATE_PARAMETERS
+    from openai.types.responses import Response, input_token_count_params, response_compact_params
+    from openai.types.responses import response_create_params as create_params
 
-    sdk = set(response_create_params.ResponseCreateParamsBase.__annotations__)
-    sdk |= set(response_create_params.ResponseCreateParamsStreaming.__annotations__)
-    assert CREATE_PARAMETERS == sdk | {"client_metadata"}
+    from respond.responses import request
+
+    sdk = set(create_params.ResponseCreateParamsBase.__annotations__)
+    sdk |= set(create_params.ResponseCreateParamsStreaming.__annotations__)
+    assert request.CREATE_PARAMETERS == sdk | {"client_metadata"}
+    assert request.COMPACT_PARAMETERS == set(response_compact_params.ResponseCompactParams.__annotations__) | {
+        "client_metadata"}
+    assert request.INPUT_TOKENS_PARAMETERS == set(input_token_count_params.InputTokenCountParams.__annotations__) | {
+        "client_metadata"}
+    tiers = typing.get_args(typing.get_args(Response.model_fields["service_tier"].annotation)[0])
+    assert set(request.SERVICE_TIERS) == set(tiers)
 
 
 def test_unknown_parameters_are_a_400(server, client, upstream) -> None:
@@ -232,7 +242,7 @@ def test_unknown_parameters_are_a_400(server, client, upstream) -> None:
         validate_error_envelope(response.json(), 400, param="temprature")
         assert response.json()["error"]["code"] == "unknown_parameter"
         assert response.json()["error"]["message"] == "Unknown parameter: 'temprature'."
-    # compact takes only what the spec lists
+    # compact takes only what the SDK's responses.compact sends
     response = _post(server, "/responses/compact", {"model": MODEL, "input": "x", "tools": []})
     assert response.status_code == 400 and response.json()["error"]["param"] == "tools"
     long_name = "x" * 10_000

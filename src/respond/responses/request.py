@@ -25,13 +25,17 @@ CREATE_PARAMETERS = frozenset((
     "prompt_cache_retention", "reasoning", "safety_identifier", "service_tier", "store", "stream",
     "stream_options", "temperature", "text", "tool_choice", "tools", "top_logprobs", "top_p", "truncation",
     "user", "client_metadata"))
-# `POST /v1/responses/compact` (CompactResponseMethodPublicBody in OpenAI's spec; `model` required).
-COMPACT_PARAMETERS = frozenset(("model", "input", "instructions", "previous_response_id", "prompt_cache_key",
-                                "client_metadata"))
-# `POST /v1/responses/input_tokens` (TokenCountsBody).
+# `POST /v1/responses/compact`: the SDK's `responses.compact` (CompactResponseMethodPublicBody in OpenAI's
+# spec: `model` required).
+COMPACT_PARAMETERS = frozenset((
+    "image", "input", "instructions", "model", "previous_response_id", "prompt_cache_key", "prompt_cache_options",
+    "prompt_cache_retention", "service_tier", "client_metadata"))
+# `POST /v1/responses/input_tokens`: the SDK's `responses.input_tokens.count` (TokenCountsBody).
 INPUT_TOKENS_PARAMETERS = frozenset((
-    "model", "input", "previous_response_id", "tools", "text", "reasoning", "truncation", "instructions",
-    "conversation", "tool_choice", "parallel_tool_calls", "client_metadata"))
+    "conversation", "input", "instructions", "model", "parallel_tool_calls", "personality", "previous_response_id",
+    "reasoning", "text", "tool_choice", "tools", "truncation", "client_metadata"))
+# The service tiers the openai SDK knows (a Response's `service_tier`).
+SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast", "ultrafast")
 
 
 class TextFormat(BaseModel):
@@ -102,7 +106,7 @@ class CreateResponseRequest(BaseModel):
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
     prompt_cache_retention: Literal["in_memory", "24h"] | None = None
-    service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority", "fast", "ultrafast"] | None = None
     stream: StrictBool | None = False
     stream_options: StreamOptions | None = None
 

@@ -13,6 +13,7 @@ from typing import Any
 from respond.ids import new_call_id, new_id
 from respond.responses.events import EventStream
 from respond.responses.items import output_text_part
+from respond.responses.request import SERVICE_TIERS
 
 
 class _Message:
@@ -71,7 +72,7 @@ class TurnAssembler:
         usage = chunk.get("usage")
         if usage:
             self.usage = usage
-            self.service_tier = chunk.get("service_tier") or self.service_tier
+            self._take_service_tier(chunk)
         choices = chunk.get("choices")
         if not choices:
             return
@@ -94,8 +95,12 @@ class TurnAssembler:
                 self._on_tool_call(call)
         if choice.get("finish_reason"):
             self.finish_reason = choice["finish_reason"]
-            # read once per turn (not per chunk): OpenAI repeats it on every chunk
-            self.service_tier = chunk.get("service_tier") or self.service_tier
+            self._take_service_tier(chunk)  # once per turn, not per chunk: OpenAI repeats it on every chunk
+
+    def _take_service_tier(self, chunk: dict[str, Any]) -> None:
+        tier = chunk.get("service_tier")
+        if tier in SERVICE_TIERS:
+            self.service_tier = tier
 
     def _take_index(self) -> int:
         index = self.next_index
