@@ -222,7 +222,7 @@ def test_accepted_parameters_match_the_sdk() -> None:
     from openai.types.responses import Response, input_token_count_params, response_compact_params
     from openai.types.responses import response_create_params as create_params
 
-    from respond.responses import request
+    from respond.responses import objects, request
 
     sdk = set(create_params.ResponseCreateParamsBase.__annotations__)
     sdk |= set(create_params.ResponseCreateParamsStreaming.__annotations__)
@@ -232,7 +232,9 @@ def test_accepted_parameters_match_the_sdk() -> None:
     assert request.INPUT_TOKENS_PARAMETERS == set(input_token_count_params.InputTokenCountParams.__annotations__) | {
         "client_metadata"}
     tiers = typing.get_args(typing.get_args(Response.model_fields["service_tier"].annotation)[0])
-    assert set(request.SERVICE_TIERS) == set(tiers)
+    assert set(objects.SERVICE_TIERS) == set(tiers)
+    assert set(typing.get_args(typing.get_args(request.CreateResponseRequest.model_fields["service_tier"]
+                                               .annotation)[0])) == set(tiers)
 
 
 def test_unknown_parameters_are_a_400(server, client, upstream) -> None:

@@ -33,39 +33,6 @@ def decode_compaction(blob: str) -> str:
                              code="invalid_encrypted_content") from None
 
 
-def items_to_messages(items: list[dict[str, Any]], instructions: str | None) -> list[dict[str, Any]]:
-    """Chat messages for a list of canonical items, with `instructions` as the leading system message."""
-    messages: list[dict[str, Any]] = []
-    if instructions:
-        messages.append({"role": "system", "content": instructions})
-    for item in items:
-        kind = item["type"]
-        if kind == "message":
-            messages.append(_message_to_chat(item))
-        elif kind == "function_call":
-            call = {"id": item["call_id"], "type": "function",
-                    "function": {"name": item["name"], "arguments": item["arguments"]}}
-            last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
-                last["tool_calls"].append(call)
-            elif last is not None and last["role"] == "assistant" and "tool_calls" not in last \
-                    and isinstance(last.get("content"), str):
-                last["tool_calls"] = [call]
-            else:
-                # "" rather than null: OpenAI takes both, llama.cpp's server and chat templates only a string
-                messages.append({"role": "assistant", "content": "", "tool_calls": [call]})
-        elif kind == "function_call_output":
-            output = item["output"]
-            messages.append({"role": "tool", "tool_call_id": item["call_id"],
-                             "content": output if isinstance(output, str) else _parts_to_chat(output)})
-        elif kind == "compaction":
-            summary = decode_compaction(item["encrypted_content"])
-            messages.append({"role": "system", "content": f"Summary of the earlier conversation:\n{summary}"})
-        elif kind == "reasoning":
-            continue  # reasoning is not replayed to chat-completions backends
-    return _place_tool_results(messages)
-
-
 def _place_tool_results(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Put every tool result right after the assistant message that made its call, as Chat Completions
     requires (`assistant(tool_calls), tool, tool, ...`), whatever order the input items came in.
@@ -121,6 +88,45 @@ def _split_tool_message(message: dict[str, Any], attachments: list[dict[str, Any
     attachments.append({"type": "text", "text": f"The output of tool call {message['tool_call_id']} includes:"})
     attachments.extend(media)
     return {**message, "content": text}
+
+
+def items_to_messages(items: list[dict[str, Any]], instructions: str | None) -> list[dict[str, Any]]:
+    """Chat messages for a list of canonical items, with `instructions` as the leading system message;
+    tool results placed as Chat Completions requires (`_place_tool_results`)."""
+    return _place_tool_results(_item_messages(items, instructions))
+
+
+def _item_messages(items: list[dict[str, Any]], instructions: str | None) -> list[dict[str, Any]]:
+    """One chat message per item, in item order."""
+    messages: list[dict[str, Any]] = []
+    if instructions:
+        messages.append({"role": "system", "content": instructions})
+    for item in items:
+        kind = item["type"]
+        if kind == "message":
+            messages.append(_message_to_chat(item))
+        elif kind == "function_call":
+            call = {"id": item["call_id"], "type": "function",
+                    "function": {"name": item["name"], "arguments": item["arguments"]}}
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
+                last["tool_calls"].append(call)
+            elif last is not None and last["role"] == "assistant" and "tool_calls" not in last \
+                    and isinstance(last.get("content"), str):
+                last["tool_calls"] = [call]
+            else:
+                # "" rather than null: OpenAI takes both, llama.cpp's server and chat templates only a string
+                messages.append({"role": "assistant", "content": "", "tool_calls": [call]})
+        elif kind == "function_call_output":
+            output = item["output"]
+            messages.append({"role": "tool", "tool_call_id": item["call_id"],
+                             "content": output if isinstance(output, str) else _parts_to_chat(output)})
+        elif kind == "compaction":
+            summary = decode_compaction(item["encrypted_content"])
+            messages.append({"role": "system", "content": f"Summary of the earlier conversation:\n{summary}"})
+        elif kind == "reasoning":
+            continue  # reasoning is not replayed to chat-completions backends
+    return messages
 
 
 def _message_to_chat(item: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import binascii
 from typing import Any
 
-from respond.errors import InvalidRequest, shorten
+from respond.errors import InvalidRequest
 from respond.ids import new_id
 
 MESSAGE_ROLES = ("user", "system", "developer", "assistant")
@@ -66,8 +66,7 @@ def normalize_item(item: Any, where: str) -> dict[str, Any]:
     if kind is None:
         raise InvalidRequest(f"Missing required parameter: '{where}.type'.", param=f"{where}.type",
                              code="missing_required_parameter")
-    raise InvalidRequest(f"Invalid value for '{where}.type': '{shorten(str(kind))}' is not a supported input item "
-                         "type.",
+    raise InvalidRequest(f"Invalid value for '{where}.type': '{kind}' is not a supported input item type.",
                          param=f"{where}.type", code="invalid_value")
 
 

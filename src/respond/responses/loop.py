@@ -144,12 +144,9 @@ async def _model_turns(run: ResponseRun) -> AsyncIterator[list[Event]]:
             raise UpstreamError("The model's stream ended without any output.")
         incomplete_reason = {"length": "max_output_tokens", "content_filter": "content_filter"}.get(finish or "")
         response["output"].extend(assembler.finish(incomplete=incomplete_reason is not None))
-        if assembler.service_tier:
-            response["service_tier"] = assembler.service_tier
-        elif response["service_tier"] == "auto":
-            response["service_tier"] = "default"  # what "auto" resolves to, as OpenAI reports it
         turn_usage = assembler.usage or await asyncio.to_thread(_estimate_usage, messages, assembler.items)
         response["usage"] = objects.add_usage(response["usage"], turn_usage)
+        objects.note_service_tier(response, assembler.service_tier)
         if events.events:
             yield events.drain()
         if incomplete_reason is not None:

@@ -53,6 +53,19 @@ def new_response(req: CreateResponseRequest, *, response_id: str, model: str, to
     }
 
 
+# The tiers a Response's `service_tier` may show (the openai SDK's Response type).
+SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast", "ultrafast")
+
+
+def note_service_tier(response: dict[str, Any], reported: Any) -> None:
+    """After a model turn: the tier the upstream says served it, else what "auto" resolves to ("default",
+    as OpenAI reports it) or the requested tier."""
+    if reported in SERVICE_TIERS:
+        response["service_tier"] = reported
+    elif response["service_tier"] == "auto":
+        response["service_tier"] = "default"
+
+
 def snapshot(response: dict[str, Any]) -> dict[str, Any]:
     """A copy safe to hand to an event: later changes to the live response don't show through."""
     return {**response, "output": list(response["output"])}

@@ -34,8 +34,6 @@ COMPACT_PARAMETERS = frozenset((
 INPUT_TOKENS_PARAMETERS = frozenset((
     "conversation", "input", "instructions", "model", "parallel_tool_calls", "personality", "previous_response_id",
     "reasoning", "text", "tool_choice", "tools", "truncation", "client_metadata"))
-# The service tiers the openai SDK knows (a Response's `service_tier`).
-SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast", "ultrafast")
 
 
 class TextFormat(BaseModel):

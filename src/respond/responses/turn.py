@@ -13,7 +13,6 @@ from typing import Any
 from respond.ids import new_call_id, new_id
 from respond.responses.events import EventStream
 from respond.responses.items import output_text_part
-from respond.responses.request import SERVICE_TIERS
 
 
 class _Message:
@@ -72,7 +71,7 @@ class TurnAssembler:
         usage = chunk.get("usage")
         if usage:
             self.usage = usage
-            self._take_service_tier(chunk)
+            self.service_tier = chunk.get("service_tier") or self.service_tier
         choices = chunk.get("choices")
         if not choices:
             return
@@ -95,12 +94,8 @@ class TurnAssembler:
                 self._on_tool_call(call)
         if choice.get("finish_reason"):
             self.finish_reason = choice["finish_reason"]
-            self._take_service_tier(chunk)  # once per turn, not per chunk: OpenAI repeats it on every chunk
-
-    def _take_service_tier(self, chunk: dict[str, Any]) -> None:
-        tier = chunk.get("service_tier")
-        if tier in SERVICE_TIERS:
-            self.service_tier = tier
+            # read once per turn (not per chunk): OpenAI repeats it on every chunk
+            self.service_tier = chunk.get("service_tier") or self.service_tier
 
     def _take_index(self) -> int:
         index = self.next_index
@@ -162,7 +157,7 @@ class TurnAssembler:
             self.events.text_done(m.item["id"], m.output_index, content_index, text, m.logprobs)
             # logprobs travel on the text deltas, `.done` and the finished item; OpenAI's content_part.done
             # carries the part with `logprobs: []`
-            shown = output_text_part(text) if m.logprobs else part
+            shown = {**part, "logprobs": []} if m.logprobs else part
         else:
             part = shown = {"type": "refusal", "refusal": text}
             self.events.refusal_done(m.item["id"], m.output_index, content_index, text)
