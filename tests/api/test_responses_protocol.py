@@ -264,11 +264,14 @@ def test_unknown_parameters_are_a_400(server, client, upstream) -> None:
     ("stream", "yes", "a boolean"), ("stream", "true", "a boolean"), ("stream", 1, "a boolean"),
     ("store", "false", "a boolean"), ("parallel_tool_calls", 0, "a boolean"), ("background", "no", "a boolean"),
     ("max_output_tokens", "100", "an integer"), ("top_logprobs", 1.5, "an integer"),
+    ("temperature", "0.5", "a number"), ("top_p", True, "a number"),
+    ("text", {"format": {"type": "json_schema", "name": "n", "schema": {}, "strict": "true"}}, "a boolean"),
 ])
 def test_booleans_and_integers_are_typed(server, upstream, field, value, expected) -> None:
     response = _post(server, "/responses", {"model": MODEL, "input": "x", field: value})
     assert response.status_code == 400, response.text
-    validate_error_envelope(response.json(), 400, param=field)
+    param = "text.format.strict" if field == "text" else field
+    validate_error_envelope(response.json(), 400, param=param)
     assert response.json()["error"]["code"] == "invalid_type"
     assert f"expected {expected}" in response.json()["error"]["message"]
     assert not upstream.chat_bodies

@@ -4,7 +4,7 @@ A top-level parameter OpenAI does not know is a 400 `unknown_parameter`, as Open
 ones are `CREATE_PARAMETERS` (every parameter of the openai SDK's `responses.create`, pinned here and
 checked against the SDK by a test) plus what real clients send besides (`client_metadata`: Codex CLI).
 With `strict_parameters: false` in the config, unknown parameters are accepted and ignored. Booleans and
-integers must be JSON booleans and integers (`"stream": "true"` is a 400 `invalid_type`). Nested objects
+numbers must be JSON booleans and numbers (`"stream": "true"` is a 400 `invalid_type`). Nested objects
 (`text`, `reasoning`...) accept fields Respond does not use.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from respond.errors import InvalidRequest, invalid_request_from, shorten
 
@@ -43,7 +43,7 @@ class TextFormat(BaseModel):
     name: str | None = None
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     description: str | None = None
-    strict: bool | None = None
+    strict: StrictBool | None = None
 
 
 class TextConfig(BaseModel):
@@ -85,10 +85,10 @@ class CreateResponseRequest(BaseModel):
     store: StrictBool | None = True
     background: StrictBool | None = False
     metadata: dict[str, str] | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
-    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
+    top_p: StrictFloat | None = Field(default=None, ge=0, le=1)
+    presence_penalty: StrictFloat | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: StrictFloat | None = Field(default=None, ge=-2, le=2)
     max_output_tokens: StrictInt | None = Field(default=None, ge=16)
     max_tool_calls: StrictInt | None = Field(default=None, ge=0)
     top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
