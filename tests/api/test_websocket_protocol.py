@@ -13,6 +13,7 @@ import websockets
 
 from respond import jsonutil
 from tests.api.test_websocket import MODEL, TIMEOUT, check_error, check_response_stream, next_event, turn
+from tests.support.conformance import validate_event
 from tests.support.upstream import reply, tool_call
 
 
@@ -62,6 +63,7 @@ async def test_an_event_that_cannot_be_serialized_closes_the_connection_1011(
     types = [e["type"] for e in seen]
     assert types[:2] == ["response.created", "response.in_progress"]
     assert types[-1] == "error" and seen[-1]["code"] == "internal_error"
+    validate_event(seen[-1])
     assert "response.output_text.delta" not in types
 
 
