@@ -129,6 +129,9 @@ class LlamaEngine:
         if formatted.stopping_criteria is not None:
             criteria.append(formatted.stopping_criteria)
         max_tokens = min(job.max_tokens or room, room)
+        # Evaluate the whole prompt, never a cached prefix plus the rest: llama.cpp's batched and one-token
+        # kernels round differently, so reusing the previous request's prefix could change a greedy answer.
+        self.llm.reset()
         pieces = self.llm.create_completion(
             prompt=prompt_tokens, max_tokens=max_tokens, stop=stop, stream=True,
             stopping_criteria=StoppingCriteriaList(criteria), grammar=self.grammar(job),
