@@ -159,6 +159,17 @@ async def test_missing_model_file_is_local_model_unavailable(tmp_path: Path) -> 
             await local.aclose()
 
 
+async def test_worker_over_its_memory_limit_fails_the_request_cleanly() -> None:
+    # 200 MiB of address space is too little for the worker's numpy/llama.cpp: it fails to allocate
+    local = LocalProvider(ProviderConfig(id="local", type="local", worker_memory_mb=200, worker_timeout=30))
+    try:
+        with pytest.raises(UpstreamError) as info:
+            await local.chat_completion(chat())
+        assert info.value.code in ("local_worker_died", "local_model_unavailable"), info.value.message
+    finally:
+        await local.aclose()
+
+
 def test_exit_reasons() -> None:
     assert exit_reason(-4).startswith("signal SIGILL (illegal instruction")
     assert exit_reason(-9).startswith("signal SIGKILL")
