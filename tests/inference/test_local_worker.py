@@ -215,3 +215,19 @@ def test_worker_refuses_a_bad_command_line() -> None:
     done = subprocess.run([sys.executable, "-m", "respond.inference.local_worker", "nonsense"], env=env,
                           capture_output=True, timeout=60)
     assert done.returncode != 0 and done.stdout == b"" and b"usage" in done.stderr
+
+
+async def test_long_prompts_reuse_whole_cached_batches_and_answers_stay_the_same() -> None:
+    """Prompts longer than one 512-token batch take their leading whole batches from the KV cache, and a
+    greedy answer does not depend on whether the cache was used."""
+    local = LocalProvider(ProviderConfig(id="local", type="local", n_ctx=2048, worker_timeout=120))
+    story = " ".join(f"On day {i} the Romans built a new road to a town nearby." for i in range(33))
+    long_chat = chat(messages=[{"role": "user", "content": story + " What did the Romans build?"}], max_tokens=8)
+    try:
+        fresh = await local.chat_completion(long_chat)
+        assert 512 < fresh["usage"]["prompt_tokens"] < 600 and local.chat_worker.cached_tokens == 0
+        again = await local.chat_completion(long_chat)
+        assert local.chat_worker.cached_tokens == 512  # the first whole batch came from the cache
+        assert again["choices"][0]["message"] == fresh["choices"][0]["message"]
+    finally:
+        await local.aclose()

@@ -99,6 +99,7 @@ class LocalWorker:
         self._closed = False
         self.starts = 0  # processes started so far
         self.completion_tokens = 0  # tokens generated, by requests finished or stopped early (for metrics)
+        self.cached_tokens = 0  # prompt tokens taken from the worker's KV cache instead of evaluated
 
     @property
     def pid(self) -> int | None:
@@ -165,6 +166,7 @@ class LocalWorker:
                     continue
                 if ev in _TERMINAL:
                     self.completion_tokens += frame.get("completion_tokens") or 0
+                    self.cached_tokens += frame.get("cached_tokens") or 0
                     call.finished = True
                     del process.calls[call.id]
                     process.loading = False

@@ -9,7 +9,7 @@ Protocol: frames on stdin/stdout, each a 4-byte big-endian length and an orjson 
   `{"op": "load", "id"}` (load the model now), `{"op": "cancel", "id"}` (stop at the next token).
 - worker -> parent: `{"ev": "ready"}` once started; then for each request id: `{"ev": "start"}` when work on it begins, `{"ev": "loading"}` /
   `{"ev": "loaded"}` around a model load, then `{"ev": "text", "text"}` per generated piece (chat) or
-  `{"ev": "progress"}` per embedded batch, and one terminal frame: `{"ev": "done", ...}` or
+  `{"ev": "progress"}` per prompt batch evaluated or texts embedded, and one terminal frame: `{"ev": "done", ...}` or
   `{"ev": "error", "kind": "invalid"|"upstream", "message", "param", "code"}`.
 
 Requests are handled one at a time in arrival order on the main thread; a reader thread takes stdin, so a
@@ -90,6 +90,8 @@ class LlamaEngine:
         self.llm = Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=os.cpu_count() or 1,
                          n_batch=512, verbose=False)
         self.n_ctx = n_ctx
+        self.whole_batches = 0  # leading whole prompt batches in the KV cache (see evaluate_prompt)
+        self.reused_tokens = 0  # prompt tokens the last request took from the cache
         vocab_eos = self.llm.token_eos()
         eos = self.llm._model.token_get_text(vocab_eos) if vocab_eos != -1 else ""
         vocab_bos = self.llm.token_bos()
@@ -110,7 +112,37 @@ class LlamaEngine:
             return llama_grammar.LlamaGrammar.from_string(llama_grammar.JSON_GBNF, verbose=False)
         return None
 
-    def generate(self, job: ChatJob, emit: Callable[[str], None]) -> tuple[str, int, int]:
+    def evaluate_prompt(self, tokens: list[int], job: ChatJob, progress: Callable[[], None]) -> bool:
+        """Put the prompt in the KV cache, batch by batch of `n_batch` tokens counted from its start; then
+        create_completion samples from its logits at once. False if the job was cancelled meanwhile.
+
+        A cached batch is reused only when it was a whole batch of exactly these tokens: llama.cpp's kernels
+        round differently for different batch shapes (a 512-token batch vs the last token alone, as
+        llama-cpp-python's own prefix reuse evaluates it), so anything else could change a greedy answer
+        depending on what ran before. The parent hears of each batch: a long prompt on a slow machine is
+        progress, not a hang.
+        """
+        size = self.llm.n_batch
+        limit = min(self.whole_batches, (len(tokens) - 1) // size)  # the last batch is always evaluated
+        reuse = 0
+        while reuse < limit and self.llm.input_ids[reuse * size:(reuse + 1) * size].tolist() == \
+                tokens[reuse * size:(reuse + 1) * size]:
+            reuse += 1
+        self.llm.reset()
+        self.whole_batches = reuse
+        self.llm.n_tokens = reuse * size
+        self.reused_tokens = reuse * size
+        for start in range(reuse * size, len(tokens), size):
+            if job.cancelled.is_set():
+                return False
+            self.llm.eval(tokens[start:start + size])
+            if start + size <= len(tokens):
+                self.whole_batches += 1
+            progress()
+        return True
+
+    def generate(self, job: ChatJob, emit: Callable[[str], None],
+                 progress: Callable[[], None]) -> tuple[str, int, int]:
         """Run one completion, emitting text pieces; returns (finish_reason, prompt_tokens, completion_tokens)."""
         from llama_cpp import StoppingCriteriaList
 
@@ -129,9 +161,8 @@ class LlamaEngine:
         if formatted.stopping_criteria is not None:
             criteria.append(formatted.stopping_criteria)
         max_tokens = min(job.max_tokens or room, room)
-        # Evaluate the whole prompt, never a cached prefix plus the rest: llama.cpp's batched and one-token
-        # kernels round differently, so reusing the previous request's prefix could change a greedy answer.
-        self.llm.reset()
+        if not self.evaluate_prompt(prompt_tokens, job, progress):
+            return "stop", len(prompt_tokens), 0
         pieces = self.llm.create_completion(
             prompt=prompt_tokens, max_tokens=max_tokens, stop=stop, stream=True,
             stopping_criteria=StoppingCriteriaList(criteria), grammar=self.grammar(job),
@@ -276,8 +307,12 @@ class Worker:
             def emit(text: str) -> None:
                 self.send({"id": rid, "ev": "text", "text": text})
 
-            finish, prompt_tokens, completion_tokens = engine.generate(job, emit)
-            return {"finish": finish, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+            def progress() -> None:
+                self.send({"id": rid, "ev": "progress"})
+
+            finish, prompt_tokens, completion_tokens = engine.generate(job, emit, progress)
+            return {"finish": finish, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                    "cached_tokens": engine.reused_tokens}
         if op == "embed" and self.kind == "embed":
             return self.embed(rid, request["texts"])
         raise UpstreamError(f"The local {self.kind} worker cannot handle '{op}'.", code="local_model_error")
