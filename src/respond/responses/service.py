@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from respond.errors import InvalidRequest, not_found
+from respond.errors import InvalidRequest, not_found, shorten
 from respond.ids import new_id
 from respond.inference.router import Router
 from respond.responses import context, objects, tokens
@@ -23,6 +23,7 @@ from respond.responses.history import History, TurnHistory, conversation_param
 from respond.responses.items import normalize_input
 from respond.responses.loop import ResponseRun, run_response
 from respond.responses.request import CreateResponseRequest
+from respond.responses.tools import ToolEnv, ToolRun, ToolSet
 from respond.storage.conversations_repo import ConversationStore
 from respond.storage.responses_repo import ResponseStore, StoredResponse
 
@@ -54,14 +55,17 @@ class Prepared:
     local: LocalResponses | None
     owner: str
     history: TurnHistory
+    streamed: bool = True
     finished: bool = False
 
 
 class ResponseService:
-    def __init__(self, router: Router, store: ResponseStore, history: History | None = None) -> None:
+    def __init__(self, router: Router, store: ResponseStore, history: History | None = None,
+                 tool_env: ToolEnv | None = None) -> None:
         self.router = router
         self.store = store
         self.history = history or History(store, ConversationStore(store.db))
+        self.tool_env = tool_env or ToolEnv.default()
         # Responses running right now (stored ones become retrievable before they finish, as with OpenAI;
         # kept in memory rather than written twice: the one write happens before the terminal event).
         self._running: dict[str, dict[str, Any]] = {}
@@ -83,8 +87,7 @@ class ResponseService:
             raise InvalidRequest(f"The model '{model_id}' is an embedding model and cannot create responses.",
                                  param="model", code="model_not_supported")
         response_format = context.response_format(req)  # validated before anything runs
-        tools = context.function_tools(req.tools)
-        chat_tool_choice, usable_tools = context.resolve_tool_choice(req.tool_choice, tools)
+        tools = ToolSet.build(req.tools, req.tool_choice, self.tool_env)
         input_items = normalize_input(req.input)
         if not input_items and not req.previous_response_id and not conversation_id:
             raise InvalidRequest("Missing required parameter: 'input'.", param="input",
@@ -93,20 +96,30 @@ class ResponseService:
         context_items = history.items + input_items
         check_tool_pairs(context_items)
         messages = context.items_to_messages(context_items, req.instructions)
-        response = objects.new_response(req, response_id=new_id("response"), model=model_id, tools=tools)
+        response = objects.new_response(req, response_id=new_id("response"), model=model_id, tools=tools.echo())
         if conversation_id is not None:
             response["conversation"] = {"id": conversation_id}
 
         max_tokens_field = provider.config.max_tokens_field
 
-        def make_body(msgs: list[dict[str, Any]]) -> dict[str, Any]:
-            return context.chat_request(req, upstream_model, msgs, usable_tools, chat_tool_choice, response_format,
-                                        max_tokens_field)
+        def make_body(msgs: list[dict[str, Any]], first_turn: bool) -> dict[str, Any]:
+            return context.chat_request(req, upstream_model, msgs, tools.chat_tools(first_turn),
+                                        tools.chat_tool_choice(first_turn), response_format, max_tokens_field)
 
+        events = EventStream(enabled=stream)
         run = ResponseRun(response=response, provider=provider, messages=messages, make_body=make_body,
-                          events=EventStream(enabled=stream), truncation_auto=req.truncation == "auto")
+                          events=events, truncation_auto=req.truncation == "auto")
+        if not tools.empty:
+            settings = self.tool_env.config.tools
+            run.tools = tools
+            run.tool_run = ToolRun(env=self.tool_env, events=events, response=response, context_items=context_items,
+                                   input_items=input_items, include=frozenset(req.include or ()))
+            run.max_tool_calls = req.max_tool_calls
+            run.parallel_tool_calls = req.parallel_tool_calls is not False
+            run.max_rounds = settings.max_rounds
+            run.concurrency = settings.concurrency
         prepared = Prepared(run=run, request=req, input_items=input_items, context_items=context_items,
-                            local=local, owner=owner, history=history)
+                            local=local, owner=owner, history=history, streamed=stream)
         run.persist = lambda: self._finish(prepared)  # the loop stores the response before its terminal event
         return prepared
 
@@ -138,9 +151,17 @@ class ResponseService:
             self._running_owner.pop(response["id"], None)
 
     async def create(self, prepared: Prepared) -> dict[str, Any]:
-        """Run a prepared response to its end and return the final response object."""
+        """Run a prepared response to its end and return the final response object.
+
+        When the upstream rejected the request before any output (a 4xx: invalid image, bad parameter), that
+        error is raised instead (the client gets its status and an OpenAI envelope, and, as with OpenAI, no
+        response is created: none is stored).
+        """
         async for _ in self.stream(prepared):
             pass
+        if prepared.run.rejected():
+            assert prepared.run.failure is not None
+            raise prepared.run.failure
         return prepared.run.response
 
     async def _finish(self, prepared: Prepared) -> None:
@@ -152,7 +173,8 @@ class ResponseService:
             elif not response["store"]:
                 prepared.local.keep(StoredResponse(response=response, input_items=prepared.input_items,
                                                    context_items=prepared.context_items))
-        if response["store"] or prepared.history.conversation_id is not None:
+        if (response["store"] or prepared.history.conversation_id is not None) and (
+                prepared.streamed or not prepared.run.rejected()):
             await self._save(prepared)
         if log.isEnabledFor(logging.INFO):
             usage = response["usage"] or {}
@@ -204,15 +226,19 @@ class ResponseService:
     async def count_input_tokens(self, req: CreateResponseRequest, *, owner: str) -> dict[str, Any]:
         await self.router.aresolve(req.model)
         items = await self._items_for(req, owner)
-        tools = context.echo_tools(context.function_tools(req.tools))
+        tools = ToolSet.build(req.tools, req.tool_choice, self.tool_env).echo()
         messages = context.items_to_messages(items, req.instructions)
         count = await asyncio.to_thread(tokens.count_messages, messages, tools)
         return {"object": "response.input_tokens", "input_tokens": count}
 
     async def compact(self, req: CreateResponseRequest, *, owner: str) -> dict[str, Any]:
-        """Summarize the chain into one opaque `compaction` item (see `compact.py`)."""
+        """Summarize the chain into one opaque `compaction` item (see `compact.py`). `model` is required."""
+        if not req.model:
+            raise InvalidRequest("Missing required parameter: 'model'.", param="model",
+                                 code="missing_required_parameter")
         provider, upstream_model = await self.router.aresolve(req.model)
-        return await compact_items(provider, upstream_model, await self._items_for(req, owner))
+        return await compact_items(provider, upstream_model, await self._items_for(req, owner), req.instructions,
+                                   req.prompt_cache_key)
 
 
 def check_tool_pairs(items: list[dict[str, Any]]) -> None:
@@ -220,8 +246,8 @@ def check_tool_pairs(items: list[dict[str, Any]]) -> None:
     calls = {i["call_id"] for i in items if i["type"] == "function_call"}
     outputs = {i["call_id"] for i in items if i["type"] == "function_call_output"}
     for call_id in outputs - calls:
-        raise InvalidRequest(f"No tool call found for function call output with call_id {call_id}.",
+        raise InvalidRequest(f"No tool call found for function call output with call_id {shorten(call_id)}.",
                              param="input", code="invalid_value")
     for call_id in calls - outputs:
-        raise InvalidRequest(f"No tool output found for function call {call_id}.", param="input",
+        raise InvalidRequest(f"No tool output found for function call {shorten(call_id)}.", param="input",
                              code="invalid_value")
