@@ -24,6 +24,7 @@ PREFIXES = {
     "vector_store": "vs",
     "conversation": "conv",
     "chat": "chatcmpl",
+    "web_search_call": "ws",
 }
 
 
