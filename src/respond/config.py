@@ -74,6 +74,46 @@ class WebSearchConfig(BaseModel):
                                        "recordings live; default: the recording dir.")
 
 
+class ToolsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_rounds: int = Field(default=10, ge=1, description="Model turns that call server-side tools, per "
+                            "response; then the response ends `incomplete`.")
+    concurrency: int = Field(default=4, ge=1, description="Server-side tool calls run at once per response "
+                             "(when parallel_tool_calls allows).")
+
+
+class MCPServerConfig(BaseModel):
+    """An MCP server the operator declares: requests use it by `server_label` (or `connector_id`) without
+    knowing its URL or credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(description="The server_label requests name it by.")
+    url: str = Field(description="Its MCP endpoint (streamable HTTP; SSE when the path ends in /sse or as a "
+                     "fallback).")
+    headers: dict[str, str] = Field(default_factory=dict, description="Sent with every request to it, e.g. "
+                                    "Authorization: Bearer ${GITHUB_TOKEN} (values interpolated from the env).")
+    connector_id: str | None = Field(default=None, description="Also usable as a request's connector_id.")
+    description: str | None = None
+
+
+class MCPConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    servers: list[MCPServerConfig] = Field(default_factory=list)
+    allow_request_urls: bool = Field(default=True, description="Whether requests may name their own "
+                                     "server_url (false: only the servers declared here).")
+    allowed_urls: list[str] = Field(default_factory=list, description="URL prefixes requests may use. Empty: "
+                                    "any public http(s) URL. Listed prefixes may be on private networks.")
+    denied_urls: list[str] = Field(default_factory=list, description="URL prefixes always refused.")
+    allow_private_networks: bool = Field(default=False, description="Let request URLs reach loopback, "
+                                         "private, link-local and reserved addresses (off: only via allowed_urls).")
+    connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to connect to a server.")
+    list_timeout: float = Field(default=30.0, gt=0, description="Seconds for connecting and listing tools.")
+    call_timeout: float = Field(default=60.0, gt=0, description="Seconds for connecting and one tool call.")
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -87,6 +127,8 @@ class Config(BaseModel):
     providers: list[ProviderConfig] = Field(default_factory=list)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
     web_search: WebSearchConfig = Field(default_factory=WebSearchConfig)
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
+    mcp: MCPConfig = Field(default_factory=MCPConfig)
     test_id_header: bool = Field(
         default=False, description="Honour the X-Respond-Test-Id request header (per-test recordings and "
         "deterministic ids) even in live mode; it is always honoured when recording or replaying.")

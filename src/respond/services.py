@@ -10,6 +10,7 @@ from respond.inference.router import Router
 from respond.recording.provider import RecordingProvider
 from respond.recording.recorder import Recorder
 from respond.responses.service import ResponseService
+from respond.responses.tools import ToolEnv
 from respond.storage.engine import Database
 from respond.storage.responses_repo import ResponseStore
 
@@ -35,7 +36,8 @@ class Services:
         router = Router(providers, config.default_model)
         await router.refresh()  # at start-up, outside any test id: discovery is recorded once
         return cls(config=config, db=db, recorder=recorder, router=router,
-                   responses=ResponseService(router, ResponseStore(db)))
+                   responses=ResponseService(router, ResponseStore(db),
+                                             ToolEnv(config, recorder, router=router, db=db)))
 
     async def close(self) -> None:
         await self.router.aclose()
