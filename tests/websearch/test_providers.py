@@ -8,9 +8,8 @@ import pytest
 from respond.config import WebSearchConfig
 from respond.errors import UpstreamError
 from respond.recording import Recorder
-from respond.websearch.base import SearchQuery, domain_allowed, normalize_domain
-from respond.websearch.providers import (BraveProvider, SearxngProvider, TavilyProvider, build_search_provider,
-                                         results_for)
+from respond.websearch.base import SearchQuery, domain_allowed, normalize_domain, results_for
+from respond.websearch.providers import BraveProvider, SearxngProvider, TavilyProvider, build_search_provider
 from tests.support.search_standins import BRAVE_KEY, TAVILY_KEY, StandinServer
 
 
@@ -38,10 +37,11 @@ async def test_tavily_request_mapping(search_standin: StandinServer) -> None:
                         "topic": "general", "include_answer": False, "include_raw_content": False,
                         "include_images": False, "include_domains": ["python.org"], "country": "france"}
     assert "api_key" not in got.json  # the key travels in the Authorization header only
-    assert [r.url for r in results] == ["https://docs.python.org/3/whatsnew/3.13.html",
+    assert {r.url for r in results} == {"https://docs.python.org/3/whatsnew/3.13.html",
                                         "https://www.python.org/downloads/release/python-3130/",
-                                        "https://peps.python.org/pep-0719/"]
-    assert results[0].title == "What's New In Python 3.13" and results[0].score and results[0].content
+                                        "https://peps.python.org/pep-0719/"}
+    assert all(r.title and r.content and r.score for r in results)
+    assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
 
 
 async def test_tavily_high_context_asks_for_advanced_depth_and_more_text(search_standin: StandinServer) -> None:

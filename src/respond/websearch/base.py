@@ -81,6 +81,13 @@ class HTTPCall:
         return out
 
 
+def results_for(q: SearchQuery, cap: int) -> int:
+    """How many results a search asks for and keeps: low 3, medium 5, high `cap` (the configured
+    max_results), never more than `cap` or the query's own max_results."""
+    wanted = {"low": 3, "medium": 5}.get(q.context_size, cap)
+    return max(1, min(wanted, cap, q.max_results))
+
+
 def normalize_domain(value: str) -> str:
     """`https://Docs.Python.org/3/` -> `docs.python.org`: the host part, lower-case, no trailing dot."""
     text = value.strip().lower()
@@ -136,7 +143,7 @@ class SearchProvider:
 
     # -- the call -------------------------------------------------------------------------------------------
     async def search(self, q: SearchQuery, *, live: bool = True) -> list[SearchResult]:
-        """Search (live, recorded or replayed), keep only allowed domains, at most `q.max_results`.
+        """Search (live, recorded or replayed), keep only allowed domains, at most `results_for(q)`.
 
         `live=False` (the tool's `external_web_access: false`): answer from recordings only, never the network.
         """
@@ -157,7 +164,7 @@ class SearchProvider:
             raise UpstreamError(f"{self.name} sent an answer that is not a search result list ({exc}).",
                                 code=ERROR_CODE) from None
         kept = [r for r in results if r.url and domain_allowed(r.url, q.allowed_domains)]
-        return kept[:q.max_results]
+        return kept[:results_for(q, self.max_results)]
 
     def _offline_recorder(self) -> Recorder:
         if self._replay is None:

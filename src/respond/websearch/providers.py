@@ -15,7 +15,8 @@ from typing import Any
 
 from respond.config import WEB_SEARCH_URLS, WebSearchConfig
 from respond.recording.recorder import Recorder
-from respond.websearch.base import HTTPCall, SearchProvider, SearchQuery, SearchResult, site_operators
+from respond.websearch.base import (HTTPCall, SearchProvider, SearchQuery, SearchResult, results_for,
+                                    site_operators)
 
 # ISO 3166-1 alpha-2 -> the lower-case English name Tavily's `country` takes (Tavily has no ISO codes).
 TAVILY_COUNTRIES = {
@@ -34,12 +35,6 @@ TAVILY_COUNTRIES = {
 BRAVE_COUNTRIES = frozenset(
     "AR AU AT BE BR CA CL DK FI FR DE HK IN ID IT JP KR MY MX NL NZ NO CN PL PT PH RU SA ZA ES SE CH TW TR GB US"
     .split())
-
-
-def results_for(q: SearchQuery, cap: int) -> int:
-    """How many results to ask for: bounded by the context size and the configured maximum."""
-    wanted = {"low": 3, "medium": 5, "high": cap}[q.context_size]
-    return max(1, min(wanted, cap, q.max_results))
 
 
 def _text(value: Any) -> str:
