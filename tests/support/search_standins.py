@@ -152,6 +152,8 @@ class SearchStandins:
     requests: list[Received] = field(default_factory=list)
     faults: dict[str, list[Fault]] = field(default_factory=dict)
     port: int = 0
+    inflight: int = 0
+    max_inflight: int = 0  # the most requests being answered at once (proves searches ran concurrently)
 
     def base_url(self, provider: str) -> str:
         return f"http://127.0.0.1:{self.port}/{provider}"
@@ -168,6 +170,7 @@ class SearchStandins:
     def reset(self) -> None:
         self.requests.clear()
         self.faults.clear()
+        self.max_inflight = 0
 
     # -- plumbing -------------------------------------------------------------------------------------
     def _fault(self, provider: str) -> Fault | None:
@@ -310,12 +313,22 @@ class SearchStandins:
                              "corrections": [], "infoboxes": [], "suggestions": [],
                              "unresponsive_engines": []})
 
+    def _counted(self, handler: Any) -> Any:
+        async def endpoint(request: Request) -> Response:
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
+            try:
+                return await handler(request)
+            finally:
+                self.inflight -= 1
+        return endpoint
+
     @property
     def app(self) -> Starlette:
         return Starlette(routes=[
-            Route("/tavily/search", self.tavily, methods=["POST"]),
-            Route("/brave/res/v1/web/search", self.brave, methods=["GET"]),
-            Route("/searxng/search", self.searxng, methods=["GET", "POST"]),
+            Route("/tavily/search", self._counted(self.tavily), methods=["POST"]),
+            Route("/brave/res/v1/web/search", self._counted(self.brave), methods=["GET"]),
+            Route("/searxng/search", self._counted(self.searxng), methods=["GET", "POST"]),
         ])
 
 

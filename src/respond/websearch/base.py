@@ -128,7 +128,6 @@ class SearchProvider:
         self.max_results = max_results
         self.recorder = recorder or Recorder("live", None)
         self.recorder.add_secret(api_key)
-        self._http: aiohttp.ClientSession | None = None
         self._replay: Recorder | None = None
 
     # -- to implement -------------------------------------------------------------------------------------
@@ -177,20 +176,17 @@ class SearchProvider:
                                 "this server keeps no recorded searches.", code=ERROR_CODE)
         return self._replay
 
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout),
-                                               skip_auto_headers=("User-Agent",))
-        return self._http
-
     async def _fetch(self, call: HTTPCall) -> Any:
         headers = {"Accept": "application/json", **call.headers, **call.secret_headers}
+        if call.json is not None:
+            headers["Content-Type"] = "application/json"
         try:
-            async with self._session().request(
-                    call.method, call.url, params=call.params,
-                    data=jsonutil.dumpb(call.json) if call.json is not None else None,
-                    headers={**headers, "Content-Type": "application/json"} if call.json is not None else headers,
-            ) as resp:
+            # one short-lived session per search: searches are rare next to model calls, and nothing is left
+            # open when the app stops
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout),
+                                             skip_auto_headers=("User-Agent",)) as http, \
+                    http.request(call.method, call.url, params=call.params, headers=headers,
+                                 data=jsonutil.dumpb(call.json) if call.json is not None else None) as resp:
                 raw = await resp.read()
                 status = resp.status
         except asyncio.TimeoutError:
@@ -212,6 +208,4 @@ class SearchProvider:
         return data
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        """Nothing stays open between searches; kept so callers can treat providers like other clients."""

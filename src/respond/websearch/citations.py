@@ -18,7 +18,7 @@ _NUMBER = re.compile(r"\d{1,3}")
 
 
 class Citations:
-    __slots__ = ("sources",)
+    __slots__ = ("sources", "__weakref__")
 
     def __init__(self) -> None:
         self.sources: dict[int, tuple[str, str]] = {}

@@ -126,10 +126,10 @@ class SearchOutcome:
     failed: bool = False
 
 
-def new_call_item(query: str) -> dict[str, Any]:
-    """The web_search_call as announced (output_item.added)."""
+def new_call_item() -> dict[str, Any]:
+    """The web_search_call as announced (output_item.added), before the model's query is known."""
     return {"type": "web_search_call", "id": new_id("web_search_call"), "status": "in_progress",
-            "action": {"type": "search", "query": query}}
+            "action": {"type": "search"}}
 
 
 def query_from(arguments: Any) -> str:
@@ -156,7 +156,7 @@ async def run_search(provider: SearchProvider, spec: WebSearchSpec, item: dict[s
                      include: frozenset[str] | set[str]) -> SearchOutcome:
     """Run one search for the announced `item`; never raises for a provider failure (the item ends
     `failed` and the model is told). Sources are numbered in `citations` (shared by the response)."""
-    query = item["action"]["query"]
+    query = item["action"].get("query") or ""
     if not query:
         item["status"] = "failed"
         return SearchOutcome(item, render_refused(query, "the query was empty; call web_search with a query."),
