@@ -145,6 +145,7 @@ class Fault:
     status: int | None = None
     delay: float = 0.0
     times: int = 1
+    message: str | None = None
 
 
 @dataclass
@@ -158,8 +159,9 @@ class SearchStandins:
     def base_url(self, provider: str) -> str:
         return f"http://127.0.0.1:{self.port}/{provider}"
 
-    def fail(self, provider: str, status: int, times: int = 1) -> None:
-        self.faults.setdefault(provider, []).append(Fault(status=status, times=times))
+    def fail(self, provider: str, status: int, times: int = 1, message: str | None = None) -> None:
+        """Answer the next request(s) with `status` and the provider's error body (`message` as its text)."""
+        self.faults.setdefault(provider, []).append(Fault(status=status, times=times, message=message))
 
     def slow(self, provider: str, seconds: float, times: int = 1) -> None:
         self.faults.setdefault(provider, []).append(Fault(delay=seconds, times=times))
@@ -211,7 +213,7 @@ class SearchStandins:
             await asyncio.sleep(fault.delay)
         if fault.status is None:
             return None
-        return _error(provider, fault.status)
+        return _error(provider, fault.status, fault.message)
 
     # -- providers ------------------------------------------------------------------------------------
     async def tavily(self, request: Request) -> Response:
@@ -229,7 +231,7 @@ class SearchStandins:
         if not isinstance(max_results, int) or not 0 <= max_results <= 20:
             return JSONResponse({"detail": {"error": "max_results must be between 0 and 20."}}, 400)
         if body.get("topic", "general") not in ("general", "news", "finance"):
-            return JSONResponse({"detail": {"error": f"Invalid topic. Must be 'general', 'news' or 'finance'."}},
+            return JSONResponse({"detail": {"error": "Invalid topic. Must be 'general', 'news' or 'finance'."}},
                                 400)
         country = _TAVILY_COUNTRY_TO_ISO.get(str(body.get("country") or "").lower())
         found = search_corpus(query, country=country, include=body.get("include_domains") or None,
@@ -332,22 +334,23 @@ class SearchStandins:
         ])
 
 
-def _error(provider: str, status: int) -> Response:
+def _error(provider: str, status: int, message: str | None = None) -> Response:
     if provider == "tavily":
-        message = {429: "Too many requests", 432: "Plan usage limit exceeded"}.get(status, "Internal server error")
+        message = message or {429: "Too many requests", 432: "Plan usage limit exceeded"}.get(
+            status, "Internal server error")
         headers = {"retry-after": "2"} if status == 429 else None
         return JSONResponse({"detail": {"error": message}}, status, headers=headers)
     if provider == "brave":
         code = "RATE_LIMITED" if status == 429 else "INTERNAL_ERROR"
-        detail = "Request rate limit exceeded for plan" if status == 429 else "Internal server error"
+        detail = message or ("Request rate limit exceeded for plan" if status == 429 else "Internal server error")
         headers = {"X-RateLimit-Limit": "1, 15000", "X-RateLimit-Remaining": "0, 14000",
                    "X-RateLimit-Reset": "1, 1000000"} if status == 429 else None
         return JSONResponse({"type": "ErrorResponse", "error": {
             "id": "00000000-0000-0000-0000-000000000003", "status": status, "code": code, "detail": detail,
             "meta": {"plan": "Free", "component": "rate_limiter"}}, "time": 1764547200}, status, headers=headers)
     if status == 429:
-        return PlainTextResponse("Too Many Requests", 429)
-    return JSONResponse({"error": "search error"}, status)
+        return PlainTextResponse(message or "Too Many Requests", 429)
+    return JSONResponse({"error": message or "search error"}, status)
 
 
 class StandinServer:

@@ -154,6 +154,14 @@ async def test_bad_keys_and_misconfigured_searxng(search_standin: StandinServer)
         await brave.aclose()
 
 
+async def test_a_key_echoed_in_an_error_is_redacted(search_standin: StandinServer) -> None:
+    search_standin.standins.fail("brave", 422, message=f"Token {BRAVE_KEY} is not valid")
+    provider = make("brave", search_standin)
+    with pytest.raises(UpstreamError) as caught:
+        await provider.search(SearchQuery("python"))
+    assert BRAVE_KEY not in caught.value.message and "Token <redacted> is not valid" in caught.value.message
+
+
 async def test_slow_and_unreachable_providers_time_out(search_standin: StandinServer) -> None:
     search_standin.standins.slow("searxng", 3.0)
     provider = make("searxng", search_standin, timeout=0.3)

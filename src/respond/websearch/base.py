@@ -8,7 +8,6 @@ and providers that only "prefer" the listed domains, are held to it the same way
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -189,7 +188,7 @@ class SearchProvider:
                                  data=jsonutil.dumpb(call.json) if call.json is not None else None) as resp:
                 raw = await resp.read()
                 status = resp.status
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamError(f"{self.name} did not answer within {self.timeout:g} s.", code=ERROR_CODE) from None
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"{self.name} is unreachable at {self.base_url} ({type(exc).__name__}).",
@@ -200,7 +199,10 @@ class SearchProvider:
         except ValueError:
             data = None
         if status >= 300:
-            raise UpstreamError(self.error_message(status, data, text), upstream_status=status, code=ERROR_CODE,
+            message = self.error_message(status, data, text)
+            if self.api_key and self.api_key in message:  # a provider that echoes the key: not to the model/logs
+                message = message.replace(self.api_key, "<redacted>")
+            raise UpstreamError(message, upstream_status=status, code=ERROR_CODE,
                                 body=data if data is not None else text[:500])
         if not isinstance(data, dict):
             raise UpstreamError(f"{self.name} answered with something other than a JSON object.",

@@ -15,8 +15,14 @@ from typing import Any
 
 from respond.config import WEB_SEARCH_URLS, WebSearchConfig
 from respond.recording.recorder import Recorder
-from respond.websearch.base import (HTTPCall, SearchProvider, SearchQuery, SearchResult, results_for,
-                                    site_operators)
+from respond.websearch.base import (
+    HTTPCall,
+    SearchProvider,
+    SearchQuery,
+    SearchResult,
+    results_for,
+    site_operators,
+)
 
 # ISO 3166-1 alpha-2 -> the lower-case English name Tavily's `country` takes (Tavily has no ISO codes).
 TAVILY_COUNTRIES = {

@@ -18,7 +18,13 @@ from typing import Any
 from respond.errors import APIError, InvalidRequest
 from respond.ids import new_id
 from respond.recording.errors import RecordingError
-from respond.websearch.base import CONTEXT_SIZES, LOCATION_FIELDS, SearchProvider, SearchQuery, normalize_domain
+from respond.websearch.base import (
+    CONTEXT_SIZES,
+    LOCATION_FIELDS,
+    SearchProvider,
+    SearchQuery,
+    normalize_domain,
+)
 from respond.websearch.citations import Citations
 from respond.websearch.render import render_failure, render_refused, render_results
 

@@ -26,8 +26,17 @@ from respond.responses.tools.registry import item_kind, tool_kind
 from respond.websearch.base import SearchProvider
 from respond.websearch.citations import Citations
 from respond.websearch.providers import build_search_provider
-from respond.websearch.tool import (FUNCTION_NAME, NOT_CONFIGURED, TOOL_TYPES, WebSearchSpec, chat_function,
-                                    new_call_item, parse_tool, query_from, run_search)
+from respond.websearch.tool import (
+    FUNCTION_NAME,
+    NOT_CONFIGURED,
+    TOOL_TYPES,
+    WebSearchSpec,
+    chat_function,
+    new_call_item,
+    parse_tool,
+    query_from,
+    run_search,
+)
 
 log = logging.getLogger("respond.websearch")
 
