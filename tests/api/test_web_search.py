@@ -238,6 +238,21 @@ def test_streamed_events_in_openai_order(searching: Searching, upstream, request
     assert final["output"][1]["content"][0]["annotations"] == [note["annotation"]]
 
 
+def test_a_failed_search_streams_no_completed_event(searching: Searching, upstream,
+                                                    request: pytest.FixtureRequest) -> None:
+    searching.fail("searxng", 500)
+    upstream.script(reply(search("python")), reply("It failed."))
+    events = post_stream(searching.servers["searxng"].base_url, {"model": MODEL, "input": "python?", "tools": [WS]},
+                         request.node.nodeid)
+    final = validate_stream(events)
+    kinds = [e["type"] for e in events[:6]]
+    assert kinds == ["response.created", "response.in_progress", "response.output_item.added",
+                     "response.web_search_call.in_progress", "response.web_search_call.searching",
+                     "response.output_item.done"]
+    assert events[5]["item"]["status"] == "failed" and final["status"] == "completed"
+    assert final["output"][0]["status"] == "failed"
+
+
 # -- failures ------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind,status", [("tavily", 429), ("brave", 429), ("searxng", 500), ("tavily", 500)])
@@ -343,6 +358,16 @@ def test_preview_type_tool_choice_and_echo(searching: Searching, upstream, reque
                                        "user_location": {"type": "approximate", "country": "US", "region": None,
                                                          "city": None, "timezone": None},
                                        "search_content_types": None}
+
+
+def test_dated_tool_type_without_a_search(searching: Searching, upstream, request: pytest.FixtureRequest) -> None:
+    client = client_for(searching, "brave", request)
+    upstream.script(reply("No search needed."))
+    tool = {"type": "web_search_2025_08_26", "filters": None, "user_location": None, "search_context_size": "low"}
+    r = create(client, model=MODEL, input="2+2?", tools=[tool])
+    assert [i.type for i in r.output] == ["message"] and r.output[0].content[0].annotations == []
+    assert r.tools[0].model_dump(exclude_unset=True) == tool  # echoed as sent
+    assert recorded_searches(request.node.nodeid) == []
 
 
 def test_external_web_access_false_never_goes_live(make_server, upstream, search_standin: StandinServer,

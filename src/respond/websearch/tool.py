@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from respond import jsonutil
 from respond.errors import APIError, InvalidRequest
 from respond.ids import new_id
 from respond.recording.errors import RecordingError
@@ -140,8 +141,6 @@ def new_call_item() -> dict[str, Any]:
 
 def query_from(arguments: Any) -> str:
     """The query out of the model's call arguments (a JSON object with `query`; a bare string is taken as is)."""
-    from respond import jsonutil
-
     value: Any = arguments
     if isinstance(arguments, str):
         try:
