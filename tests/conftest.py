@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.support.server",
     "tests.support.recorded",
     "tests.support.search_standins",
+    "tests.support.mcp_server",
 ]
 
 

@@ -11,17 +11,10 @@ from typing import Any
 import openai
 import pytest
 
-from respond.config import MCPConfig
+from respond.config import MCPConfig, ToolsConfig
 from tests.api.wire import create, post_stream, retrieve
 from tests.support.conformance import validate_stream
-from tests.support.mcp_server import (  # noqa: F401 -- fixtures
-    RunningMCP,
-    experiments_server,
-    mcp_experiments,
-    mcp_experiments_server,
-    start_mcp,
-    utility_server,
-)
+from tests.support.mcp_server import RunningMCP, experiments_server, start_mcp, utility_server
 from tests.support.server import make_config, scripted_provider, start_server
 from tests.support.upstream import reply, tool_call
 
@@ -161,10 +154,13 @@ def test_approval_required_then_approved(client: openai.OpenAI, upstream, mcp_ex
     assert (request.name, json.loads(request.arguments)) == ("get_experiment_id", {"experiment_name": "boiling_point"})
     assert mcp_experiments.calls == []  # nothing ran without approval
     upstream.script(reply("It is exp_004."))
-    r2 = create(client, model=MODEL, previous_response_id=r1.id, tools=tools, input=[
-        {"type": "mcp_approval_response", "approval_request_id": request.id, "approve": True}])
-    assert [i.type for i in r2.output] == ["mcp_call", "message"]
-    assert (r2.output[0].approval_request_id, r2.output[0].output) == (request.id, "exp_004")
+    events = post_stream(str(client.base_url).rstrip("/"), {
+        "model": MODEL, "previous_response_id": r1.id, "tools": tools,
+        "input": [{"type": "mcp_approval_response", "approval_request_id": request.id, "approve": True}]},
+        client.default_headers.get("X-Respond-Test-Id"))
+    final = validate_stream(events)
+    assert [i["type"] for i in final["output"]] == ["mcp_call", "message"]
+    assert (final["output"][0]["approval_request_id"], final["output"][0]["output"]) == (request.id, "exp_004")
     assert mcp_experiments.calls == [("get_experiment_id", {"experiment_name": "boiling_point"})]
     assert mcp_experiments.methods.count("tools/list") == 1
     assert upstream.last_chat["messages"][-1] == {"role": "tool", "tool_call_id": request.id,
@@ -329,3 +325,30 @@ def test_retrieved_response_matches(client: openai.OpenAI, upstream, mcp_experim
     again = retrieve(client, r.id)
     assert [i.type for i in again.output] == ["mcp_list_tools", "mcp_call", "message"]
     assert again.output[1].output == "user_456"
+
+
+def test_failed_calls_and_approval_requests_stream_conformantly(mcp_respond: Any, upstream, utility,
+                                                                 request: pytest.FixtureRequest) -> None:
+    upstream.script(reply(tool_call("explode", {"reason": "kaput"})), reply("It failed."))
+    events = post_stream(mcp_respond.base_url, {"model": MODEL, "input": "x", "tools": [mcp_tool(utility, "utility")]},
+                         request.node.nodeid)
+    final = validate_stream(events)
+    assert final["status"] == "completed" and final["output"][1]["status"] == "failed"
+    assert "response.mcp_call.failed" in [e["type"] for e in events]
+    upstream.script(reply(tool_call("echo", {"text": "hi"})))
+    events = post_stream(mcp_respond.base_url, {"model": MODEL, "input": "x", "tools": [
+        {**mcp_tool(utility, "utility"), "require_approval": "always"}]}, request.node.nodeid)
+    final = validate_stream(events)
+    assert [i["type"] for i in final["output"]] == ["mcp_list_tools", "mcp_approval_request"]
+    assert json.loads(final["output"][1]["arguments"]) == {"text": "hi"}
+
+
+def test_too_many_tool_rounds_end_incomplete(make_server, upstream, utility, request: pytest.FixtureRequest) -> None:
+    server = make_server([scripted_provider(upstream)], mcp=LOOPBACK, tools=ToolsConfig(max_rounds=2))
+    upstream.script(*[reply(tool_call("echo", {"text": str(i)})) for i in range(3)])
+    events = post_stream(server.base_url, {"model": MODEL, "input": "loop", "tools": [mcp_tool(utility, "utility")]},
+                         request.node.nodeid)
+    final = validate_stream(events)
+    assert final["status"] == "incomplete" and final["incomplete_details"] == {"reason": "max_messages"}
+    assert [i.get("output") for i in final["output"]] == [None, "0", "1"]
+    assert len(upstream.chat_bodies) == 2 and upstream.pending() == 1

@@ -64,6 +64,11 @@ NEVER_NULL_RESPONSE_KEYS = (
     "output", "status", "model", "created_at", "id", "object",
 )
 
+# Items of server-side tools: one that failed or was not run (max_tool_calls) ends `failed` / `incomplete`
+# while the response completes (the model is told and answers).
+SERVER_TOOL_CALL_TYPES = frozenset({"mcp_call", "file_search_call", "web_search_call"})
+SERVER_TOOL_END_STATUSES = frozenset({"failed", "incomplete"})
+
 TERMINAL_EVENT_TYPES = {
     "response.completed": "completed",
     "response.incomplete": "incomplete",
@@ -85,10 +90,6 @@ _OR_ITEM_TYPES = ["message", "function_call", "function_call_output", "reasoning
 _OR_TOOL_TYPES = ["function"]
 _OR_ANNOTATION_TYPES = ["url_citation"]
 _OR_TOOL_CHOICE_TYPES = ["function", "allowed_tools"]
-
-# Server-side tool call items: `failed` / `incomplete` ones may end a `completed` response.
-_SERVER_CALL_TYPES = frozenset({"web_search_call", "file_search_call", "mcp_call", "code_interpreter_call",
-                                "image_generation_call"})
 
 _SPEC_NAME = "openresponses-openapi.json"
 _SPEC_URI = "urn:respond:open-responses"
@@ -696,10 +697,8 @@ class _StreamChecker:
         if expected == "completed":
             for state in self.items:
                 status = state.done.get("status", "completed")
-                # a server tool call that failed or was skipped (max_tool_calls) leaves a completed response
-                # (OpenAI: web_search_call / mcp_call status "failed"); every other item must be completed
-                if state.done.get("type") in _SERVER_CALL_TYPES and status in ("failed", "incomplete"):
-                    continue
+                if status in SERVER_TOOL_END_STATUSES and state.done.get("type") in SERVER_TOOL_CALL_TYPES:
+                    continue  # a server tool that failed (or was skipped) does not fail the response
                 if status != "completed":
                     _fail(where, f"response.completed but item {state.id!r} has status "
                                  f"{_short(state.done.get('status'))}")
