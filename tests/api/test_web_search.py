@@ -300,7 +300,7 @@ def test_max_tool_calls_counts_searches(searching: Searching, upstream, request:
 def test_parallel_searches_run_concurrently_and_number_on(make_server, upstream,
                                                           search_standin: StandinServer) -> None:
     standins = search_standin.standins
-    standins.slow("searxng", 0.3, times=2)
+    standins.slow("searxng", 1.0, times=2)  # long enough for both to arrive, even on a loaded machine
     server = make_server([scripted_provider(upstream)], web_search=WebSearchConfig(
         provider="searxng", base_url=standins.base_url("searxng")))
     upstream.script(reply(search("eiffel tower", "call_a"), search("sqlite release", "call_b")),
@@ -440,6 +440,7 @@ def test_keys_never_reach_clients_logs_or_the_database(searching: Searching, ups
         stored = b"".join(p.read_bytes() for p in db.parent.glob("respond.db*"))
         assert b"ws_" in stored or json.loads(body)["id"].encode() in stored
         assert TAVILY_KEY.encode() not in stored and BRAVE_KEY.encode() not in stored
+    assert "response resp_" in caplog.text  # the server's own log lines were captured
     assert TAVILY_KEY not in caplog.text and BRAVE_KEY not in caplog.text
     text = "".join(p.read_text() for p in RECORDINGS.glob("*.json"))
     assert TAVILY_KEY not in text and BRAVE_KEY not in text
