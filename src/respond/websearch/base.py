@@ -181,8 +181,8 @@ class SearchProvider:
             headers["Content-Type"] = "application/json"
         try:
             # one short-lived session per search: searches are rare next to model calls, and nothing is left
-            # open when the app stops
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout),
+            # open when the app stops; proxies from the environment (HTTPS_PROXY, NO_PROXY) are honoured
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout), trust_env=True,
                                              skip_auto_headers=("User-Agent",)) as http, \
                     http.request(call.method, call.url, params=call.params, headers=headers,
                                  data=jsonutil.dumpb(call.json) if call.json is not None else None) as resp:
