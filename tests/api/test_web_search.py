@@ -17,7 +17,7 @@ from typing import Any
 import openai
 import pytest
 
-from respond.config import WebSearchConfig
+from respond.config import WebSearchConfig, load_config
 from tests.api.wire import create, post_stream, retrieve
 from tests.support.conformance import validate_error_envelope, validate_item, validate_stream
 from tests.support.search_standins import BRAVE_KEY, TAVILY_KEY, StandinServer
@@ -397,6 +397,22 @@ def test_external_web_access_false_never_goes_live(make_server, upstream, search
 
 
 # -- validation and configuration -------------------------------------------------------------------------------
+
+def test_zero_config_searxng_url_enables_live_search(upstream, search_standin: StandinServer, tmp_path: Path) -> None:
+    """SEARXNG_URL in the environment is all it takes (live: the stand-in answers)."""
+    standins = search_standin.standins
+    config = load_config(env={"SEARXNG_URL": standins.base_url("searxng")}, data_dir=str(tmp_path))
+    config.providers, config.default_model = [scripted_provider(upstream)], MODEL
+    running = start_server(config)
+    try:
+        upstream.script(reply(search("eiffel tower")), reply("Paris [1]."))
+        r = create(running.client(), input="Where?", tools=[WS])
+    finally:
+        running.stop()
+    assert r.output[0].status == "completed" and r.output[1].content[0].annotations[0].url.startswith("https://")
+    (got,) = standins.of("searxng")
+    assert got.params == {"q": "eiffel tower", "format": "json", "pageno": "1"}
+
 
 def test_no_provider_configured_is_a_clear_400(make_server, upstream) -> None:
     server = make_server([scripted_provider(upstream)])
