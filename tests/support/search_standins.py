@@ -348,6 +348,8 @@ def _error(provider: str, status: int, message: str | None = None) -> Response:
         return JSONResponse({"type": "ErrorResponse", "error": {
             "id": "00000000-0000-0000-0000-000000000003", "status": status, "code": code, "detail": detail,
             "meta": {"plan": "Free", "component": "rate_limiter"}}, "time": 1764547200}, status, headers=headers)
+    if status == 403:  # Flask's page for a format missing from search.formats
+        return HTMLResponse("<!doctype html><title>403 Forbidden</title><h1>Forbidden</h1>", 403)
     if status == 429:
         return PlainTextResponse(message or "Too Many Requests", 429)
     return JSONResponse({"error": message or "search error"}, status)

@@ -152,6 +152,11 @@ async def test_bad_keys_and_misconfigured_searxng(search_standin: StandinServer)
     finally:
         await tavily.aclose()
         await brave.aclose()
+    # an instance without json in search.formats answers 403 (an HTML page): the message says what to fix
+    search_standin.standins.fail("searxng", 403)
+    with pytest.raises(UpstreamError, match="add `json` to `search.formats`") as s:
+        await make("searxng", search_standin).search(SearchQuery("python"))
+    assert s.value.upstream_status == 403
 
 
 async def test_a_key_echoed_in_an_error_is_redacted(search_standin: StandinServer) -> None:
