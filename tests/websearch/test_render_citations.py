@@ -49,3 +49,22 @@ def test_citations_map_markers_to_exact_ranges() -> None:
     emoji = "😀 [2]"
     (a,) = c.annotate(emoji)
     assert emoji[a["start_index"]:a["end_index"]] == "[2]"  # code point offsets
+
+
+async def test_searches_number_in_call_order_whatever_finishes_first() -> None:
+    import asyncio
+
+    c = Citations()
+    first, second, skipped, third = c.ticket(), c.ticket(), c.ticket(), c.ticket()
+    order: list[str] = []
+
+    async def search(ticket: int, name: str, delay: float) -> None:
+        await asyncio.sleep(delay)  # the network: the later call answers first
+        await c.wait_turn(ticket)
+        c.add(f"https://{name}.test/", name)
+        order.append(name)
+        c.done(ticket)
+
+    c.done(skipped)  # never ran (max_tool_calls): must not hold the others up
+    await asyncio.gather(search(third, "c", 0), search(second, "b", 0.01), search(first, "a", 0.02))
+    assert order == ["a", "b", "c"] and [c.sources[n][1] for n in (1, 2, 3)] == ["a", "b", "c"]

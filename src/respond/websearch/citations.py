@@ -10,6 +10,7 @@ OpenAI's annotations.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -18,10 +19,30 @@ _NUMBER = re.compile(r"\d{1,3}")
 
 
 class Citations:
-    __slots__ = ("sources", "__weakref__")
+    """The sources of one response, numbered in the order the model made its searches.
+
+    Searches of one turn run concurrently and finish in any order; each takes a `ticket()` when the model
+    makes the call, and numbers its sources only after every earlier ticket is `done` (`wait_turn`), so
+    the first search's sources are [1]..[k] however the network behaves.
+    """
+
+    __slots__ = ("sources", "_turns", "__weakref__")
 
     def __init__(self) -> None:
         self.sources: dict[int, tuple[str, str]] = {}
+        self._turns: list[asyncio.Event] = []
+
+    def ticket(self) -> int:
+        self._turns.append(asyncio.Event())
+        return len(self._turns) - 1
+
+    async def wait_turn(self, ticket: int) -> None:
+        for earlier in self._turns[:ticket]:
+            await earlier.wait()
+
+    def done(self, ticket: int) -> None:
+        """This search numbered its sources (or will never run): later ones may go on."""
+        self._turns[ticket].set()
 
     @property
     def next_number(self) -> int:

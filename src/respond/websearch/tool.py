@@ -158,9 +158,18 @@ def query_from(arguments: Any) -> str:
 
 
 async def run_search(provider: SearchProvider, spec: WebSearchSpec, item: dict[str, Any], citations: Citations,
-                     include: frozenset[str] | set[str]) -> SearchOutcome:
+                     ticket: int, include: frozenset[str] | set[str]) -> SearchOutcome:
     """Run one search for the announced `item`; never raises for a provider failure (the item ends
-    `failed` and the model is told). Sources are numbered in `citations` (shared by the response)."""
+    `failed` and the model is told). Sources are numbered in `citations` (shared by the response) once
+    the searches the model made before this one (`ticket`) are numbered."""
+    try:
+        return await _search(provider, spec, item, citations, ticket, include)
+    finally:
+        citations.done(ticket)
+
+
+async def _search(provider: SearchProvider, spec: WebSearchSpec, item: dict[str, Any], citations: Citations,
+                  ticket: int, include: frozenset[str] | set[str]) -> SearchOutcome:
     query = item["action"].get("query") or ""
     if not query:
         item["status"] = "failed"
@@ -175,6 +184,7 @@ async def run_search(provider: SearchProvider, spec: WebSearchSpec, item: dict[s
     except APIError as exc:
         item["status"] = "failed"
         return SearchOutcome(item, render_failure(query, exc.message), failed=True)
+    await citations.wait_turn(ticket)
     first = citations.next_number
     for r in results:
         citations.add(r.url, r.title)

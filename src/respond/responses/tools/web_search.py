@@ -100,19 +100,29 @@ class WebSearchCall(ToolCall):
     def __init__(self, tool: WebSearchTool, name: str, call_id: str, output_index: int) -> None:
         super().__init__(tool, name, call_id, output_index)
         self.item = new_call_item()
+        # the order the model made its searches in, for numbering sources (taken as the model starts the
+        # call; released when it ran, was skipped or was cut short)
+        self.ticket = self.tool.citations.ticket()
 
     def close(self, events: EventStream, arguments: str, incomplete: bool) -> None:
         query = query_from(arguments)
         if query:
             self.item["action"]["query"] = query
             self.item["action"]["queries"] = [query]
+        if incomplete:
+            self.tool.citations.done(self.ticket)
         super().close(events, arguments, incomplete)
+
+    def skip(self, run: ToolRun, message: str) -> ToolResult:
+        self.tool.citations.done(self.ticket)
+        return super().skip(run, message)
 
     async def execute(self, run: ToolRun) -> ToolResult:
         events, item_id, index = run.events, self.item["id"], self.output_index
         events.tool_status("web_search_call", "in_progress", item_id, index)
         events.tool_status("web_search_call", "searching", item_id, index)
-        outcome = await run_search(self.tool.provider, self.tool.spec, self.item, self.tool.citations, run.include)
+        outcome = await run_search(self.tool.provider, self.tool.spec, self.item, self.tool.citations, self.ticket,
+                                   run.include)
         if not outcome.failed:
             events.tool_status("web_search_call", "completed", item_id, index)
         events.item_done(index, self.item)
