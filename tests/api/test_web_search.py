@@ -300,7 +300,10 @@ def test_max_tool_calls_counts_searches(searching: Searching, upstream, request:
 def test_parallel_searches_run_concurrently_and_number_on(make_server, upstream,
                                                           search_standin: StandinServer) -> None:
     standins = search_standin.standins
-    standins.slow("searxng", 1.0, times=2)  # long enough for both to arrive, even on a loaded machine
+    # the first request to arrive (normally the first call) answers last: numbering must not follow it;
+    # long enough for both to be in flight together, even on a loaded machine
+    standins.slow("searxng", 1.2)
+    standins.slow("searxng", 0.4)
     server = make_server([scripted_provider(upstream)], web_search=WebSearchConfig(
         provider="searxng", base_url=standins.base_url("searxng")))
     upstream.script(reply(search("eiffel tower", "call_a"), search("sqlite release", "call_b")),
