@@ -421,7 +421,7 @@ def test_no_provider_configured_is_a_clear_400(make_server, upstream) -> None:
     server = make_server([scripted_provider(upstream)])
     with pytest.raises(openai.BadRequestError) as caught:
         server.client().responses.create(model=MODEL, input="hi", tools=[WS])
-    error = validate_error_envelope(caught.value.response.json(), 400, param="tools",
+    error = validate_error_envelope(caught.value.response.json(), 400, param="tools[0]",
                                     code="web_search_not_configured")
     assert "SEARXNG_URL" in error["message"] and "TAVILY_API_KEY" in error["message"]
     assert upstream.chat_bodies == []

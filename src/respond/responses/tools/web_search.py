@@ -44,7 +44,7 @@ log = logging.getLogger("respond.websearch")
 _CITATIONS: weakref.WeakValueDictionary[str, Citations] = weakref.WeakValueDictionary()
 
 
-def _provider(env: ToolEnv) -> SearchProvider:
+def _provider(env: ToolEnv, where: str) -> SearchProvider:
     """The app's search provider, built on first use; a 400 saying how to configure one when there is none."""
     state = env.state.get("web_search")
     if state is None:
@@ -55,7 +55,7 @@ def _provider(env: ToolEnv) -> SearchProvider:
             state = f"{NOT_CONFIGURED} The configuration is incomplete: {exc}"
         env.state["web_search"] = state
     if isinstance(state, str):
-        raise InvalidRequest(state, param="tools", code="web_search_not_configured")
+        raise InvalidRequest(state, param=where, code="web_search_not_configured")
     return state
 
 
@@ -71,7 +71,7 @@ class WebSearchTool(Tool):
     @classmethod
     def parse(cls, raw: dict[str, Any], where: str, env: ToolEnv) -> Tool:
         spec = parse_tool(raw, where)
-        return cls(spec, _provider(env))
+        return cls(spec, _provider(env, where))
 
     def echo(self) -> dict[str, Any]:
         return self.spec.echo
