@@ -338,6 +338,30 @@ def test_a_chain_with_web_search(searching: Searching, upstream, request: pytest
     assert history[4] == {"role": "user", "content": "Which site said so?"}
 
 
+def test_a_conversation_with_web_search(searching: Searching, upstream, request: pytest.FixtureRequest) -> None:
+    """In a conversation the web_search_call item is stored as a conversation item and replayed to the model on
+    the next turn, as in a chain."""
+    client = client_for(searching, "searxng", request)
+    conv = client.conversations.create()
+    upstream.script(reply(search("python 3.13 release date")), reply("October 7, 2024 [1]."))
+    r1 = create(client, model=MODEL, input="When was Python 3.13 released?", tools=[WS], conversation=conv.id,
+                include=["web_search_call.action.sources"])
+    assert r1.status == "completed" and r1.conversation.id == conv.id
+    items = client.conversations.items.list(conv.id, order="asc").data
+    assert [i.type for i in items] == ["message", "web_search_call", "message"]
+    validate_item(items[1].model_dump(mode="json", exclude_unset=True))
+    assert items[1].id == r1.output[0].id and items[1].action.query == "python 3.13 release date"
+    upstream.script(reply("From docs.python.org."))
+    r2 = create(client, model=MODEL, input="Which site said so?", tools=[WS], conversation=conv.id)
+    assert r2.status == "completed" and r2.output_text == "From docs.python.org."
+    history = upstream.chat_bodies[-1]["messages"]
+    assert history[1]["tool_calls"][0]["id"] == r1.output[0].id
+    assert history[2]["role"] == "tool" and history[2]["content"].startswith("Sources found: https://")
+    assert history[3] == {"role": "assistant", "content": "October 7, 2024 [1]."}
+    assert history[4] == {"role": "user", "content": "Which site said so?"}
+    assert len(client.conversations.items.list(conv.id).data) == 5
+
+
 def test_web_search_items_sent_back_as_input(searching: Searching, upstream, request: pytest.FixtureRequest) -> None:
     client = client_for(searching, "searxng", request)
     upstream.script(reply("noted"))
