@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 
 from respond.api.http import JSON, EventStreamResponse, cancel_on_disconnect, read_json, sse_frame
+from respond.api.openapi import CREATE_RESPONSE, json_body
 from respond.errors import InvalidRequest
 from respond.responses.request import parse_create_request
 from respond.responses.service import Prepared, ResponseService
@@ -22,7 +23,7 @@ def _service(request: Request) -> ResponseService:
     return request.app.state.services.responses
 
 
-@router.post("/v1/responses")
+@router.post("/v1/responses", openapi_extra=json_body(CREATE_RESPONSE))
 async def create_response(request: Request) -> Any:
     req = parse_create_request(await read_json(request))
     service = _service(request)
@@ -41,13 +42,13 @@ async def _sse(service: ResponseService, prepared: Prepared) -> AsyncIterator[by
         await batches.aclose()
 
 
-@router.post("/v1/responses/compact")
+@router.post("/v1/responses/compact", openapi_extra=json_body(CREATE_RESPONSE))
 async def compact_response(request: Request) -> JSON:
     req = parse_create_request(await read_json(request))
     return JSON(await _service(request).compact(req))
 
 
-@router.post("/v1/responses/input_tokens")
+@router.post("/v1/responses/input_tokens", openapi_extra=json_body(CREATE_RESPONSE))
 async def count_input_tokens(request: Request) -> JSON:
     req = parse_create_request(await read_json(request))
     return JSON(await _service(request).count_input_tokens(req))
