@@ -94,7 +94,8 @@ class RequestTooLarge(APIError):
     error_type = "invalid_request_error"
 
     def __init__(self, limit: int) -> None:
-        super().__init__(f"The request is too large: the limit is {limit} bytes ({limit / 1048576:g} MB).",
+        size = f"{limit} bytes" + (f" ({limit >> 20} MB)" if limit % (1 << 20) == 0 else "")
+        super().__init__(f"The request is too large: the limit is {size} (max_request_bytes).",
                          code="request_too_large")
 
 
