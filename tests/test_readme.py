@@ -81,8 +81,9 @@ def zero_config_server(tmp_path_factory: pytest.TempPathFactory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RESPOND_"))}
     env.update(RESPOND_DATA_DIR=str(data), RESPOND_CONFIG="")
     port = free_port()
+    log = (data / "server.log").open("w")  # a file, not a pipe nobody reads while the server runs
     proc = subprocess.Popen([sys.executable, "-m", "respond.cli", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -92,17 +93,18 @@ def zero_config_server(tmp_path_factory: pytest.TempPathFactory):
                     break
             except httpx.HTTPError:
                 pass
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert proc.poll() is None, (data / "server.log").read_text()
             assert time.monotonic() < deadline, "respond serve did not come up"
             time.sleep(0.2)
         yield url, env
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.communicate(timeout=20)
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.communicate()
+            proc.wait()
+        log.close()
 
 
 def test_readme_examples_run_against_a_zero_config_server(zero_config_server, tmp_path: Path) -> None:
