@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from respond.errors import InvalidRequest, NotFound, not_found
+from respond.errors import InvalidRequest, NotFound, not_found, shorten
 from respond.ids import new_id
 from respond.inference.router import Router
 from respond.responses import context, objects, tokens
@@ -51,6 +51,7 @@ class Prepared:
     input_items: list[dict[str, Any]]
     context_items: list[dict[str, Any]]
     local: LocalResponses | None
+    streamed: bool = True
     finished: bool = False
 
 
@@ -111,7 +112,7 @@ class ResponseService:
             run.max_rounds = settings.max_rounds
             run.concurrency = settings.concurrency
         prepared = Prepared(run=run, request=req, input_items=input_items, context_items=context_items,
-                            local=local)
+                            local=local, streamed=stream)
         run.persist = lambda: self._finish(prepared)  # the loop stores the response before its terminal event
         return prepared
 
@@ -122,11 +123,11 @@ class ResponseService:
         if stored is None:
             stored = await self.store.get(previous_id)
         if stored is None and previous_id in self._running:
-            raise InvalidRequest(f"Previous response with id '{previous_id}' is still in progress; continue it "
+            raise InvalidRequest(f"Previous response with id '{shorten(previous_id)}' is still in progress; continue it "
                                  "once it has finished.", param="previous_response_id",
                                  code="previous_response_in_progress")
         if stored is None:
-            raise NotFound(f"Previous response with id '{previous_id}' not found.", param="previous_response_id",
+            raise NotFound(f"Previous response with id '{shorten(previous_id)}' not found.", param="previous_response_id",
                            code="previous_response_not_found")
         return stored.context_items + stored.response["output"]
 
@@ -151,9 +152,17 @@ class ResponseService:
             self._running.pop(response["id"], None)
 
     async def create(self, prepared: Prepared) -> dict[str, Any]:
-        """Run a prepared response to its end and return the final response object."""
+        """Run a prepared response to its end and return the final response object.
+
+        When the upstream rejected the request before any output (a 4xx: invalid image, bad parameter), that
+        error is raised instead (the client gets its status and an OpenAI envelope, and, as with OpenAI, no
+        response is created: none is stored).
+        """
         async for _ in self.stream(prepared):
             pass
+        if prepared.run.rejected():
+            assert prepared.run.failure is not None
+            raise prepared.run.failure
         return prepared.run.response
 
     async def _finish(self, prepared: Prepared) -> None:
@@ -165,7 +174,7 @@ class ResponseService:
             elif not response["store"]:
                 prepared.local.keep(StoredResponse(response=response, input_items=prepared.input_items,
                                                    context_items=prepared.context_items))
-        if response["store"]:
+        if response["store"] and (prepared.streamed or not prepared.run.rejected()):
             await self._save(prepared)
         if log.isEnabledFor(logging.INFO):
             usage = response["usage"] or {}
@@ -221,9 +230,13 @@ class ResponseService:
         return {"object": "response.input_tokens", "input_tokens": count}
 
     async def compact(self, req: CreateResponseRequest) -> dict[str, Any]:
-        """Summarize the chain into one opaque `compaction` item (see `compact.py`)."""
+        """Summarize the chain into one opaque `compaction` item (see `compact.py`). `model` is required."""
+        if not req.model:
+            raise InvalidRequest("Missing required parameter: 'model'.", param="model",
+                                 code="missing_required_parameter")
         provider, upstream_model = await self.router.aresolve(req.model)
-        return await compact_items(provider, upstream_model, await self._items_for(req))
+        return await compact_items(provider, upstream_model, await self._items_for(req), req.instructions,
+                                   req.prompt_cache_key)
 
 
 def check_tool_pairs(items: list[dict[str, Any]]) -> None:
@@ -231,8 +244,8 @@ def check_tool_pairs(items: list[dict[str, Any]]) -> None:
     calls = {i["call_id"] for i in items if i["type"] == "function_call"}
     outputs = {i["call_id"] for i in items if i["type"] == "function_call_output"}
     for call_id in outputs - calls:
-        raise InvalidRequest(f"No tool call found for function call output with call_id {call_id}.",
+        raise InvalidRequest(f"No tool call found for function call output with call_id {shorten(call_id)}.",
                              param="input", code="invalid_value")
     for call_id in calls - outputs:
-        raise InvalidRequest(f"No tool output found for function call {call_id}.", param="input",
+        raise InvalidRequest(f"No tool output found for function call {shorten(call_id)}.", param="input",
                              code="invalid_value")
