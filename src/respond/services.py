@@ -9,6 +9,7 @@ from respond.inference.factory import build_providers
 from respond.inference.router import Router
 from respond.recording.provider import RecordingProvider
 from respond.recording.recorder import Recorder
+from respond.responses.sealing import ReasoningSealer
 from respond.responses.service import ResponseService
 from respond.responses.tools import ToolEnv
 from respond.storage.engine import Database
@@ -37,7 +38,9 @@ class Services:
         await router.refresh()  # at start-up, outside any test id: discovery is recorded once
         return cls(config=config, db=db, recorder=recorder, router=router,
                    responses=ResponseService(router, ResponseStore(db),
-                                             ToolEnv(config, recorder, router=router, db=db)))
+                                             ToolEnv(config, recorder, router=router, db=db),
+                                             sealer=ReasoningSealer.from_config(config.reasoning_key,
+                                                                                config.data_path)))
 
     async def close(self) -> None:
         await self.router.aclose()

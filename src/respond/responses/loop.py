@@ -62,6 +62,8 @@ class ResponseRun:
     # the moment it sees `response.completed` always finds the response stored.
     persist: Callable[[], Awaitable[None]] | None = None
     failure: APIError | None = None  # what ended the response `failed`, when it was an APIError
+    # include reasoning.encrypted_content: seals each finished reasoning item (sealing.py)
+    seal_reasoning: Callable[[dict[str, Any]], str] | None = None
 
     def rejected(self) -> bool:
         """Whether the upstream refused the request (a client-fault 4xx) before any output: a non-streamed
@@ -139,7 +141,7 @@ async def _model_turns(run: ResponseRun) -> AsyncIterator[list[Event]]:
     annotators = tool_run.annotators if tool_run is not None else None
     rounds = calls_made = 0
     while True:
-        assembler = TurnAssembler(events, len(response["output"]), tools, annotators)
+        assembler = TurnAssembler(events, len(response["output"]), tools, annotators, run.seal_reasoning)
         body = run.make_body(messages, rounds == 0)
         try:
             batches = run.provider.chat_completion_batches(body)
@@ -177,6 +179,9 @@ async def _model_turns(run: ResponseRun) -> AsyncIterator[list[Event]]:
         objects.note_service_tier(response, assembler.service_tier)
         if events.events:
             yield events.drain()
+        failure = next((c.error for c in assembler.calls if c.error is not None), None)
+        if failure is not None:  # a call the model made that cannot go on (e.g. it breaks its tool's grammar)
+            raise failure
         if incomplete_reason is not None:
             response["status"] = "incomplete"
             response["incomplete_details"] = {"reason": incomplete_reason}
