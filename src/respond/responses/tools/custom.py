@@ -79,8 +79,8 @@ class CustomTool(Tool):
         if fmt["type"] == "grammar":
             text = (f"The raw input for the tool. It must match this {fmt['syntax']} grammar exactly:\n"
                     f"{fmt['definition']}")
-            if fmt["syntax"] == "regex":
-                schema["pattern"] = fmt["definition"]
+            if fmt["syntax"] == "regex":  # anchored: a grammar matches the whole input (llama.cpp wants ^...$)
+                schema["pattern"] = f"^({fmt['definition']})$"
         schema["description"] = text
         description = self.description or f"The {self.name} tool."
         description += f" Takes free-form text: put the whole input in the `{INPUT}` string."
@@ -248,4 +248,4 @@ def _call_messages(item: dict[str, Any], messages: list[dict[str, Any]]) -> None
 
 
 item_kind("custom_tool_call", _normalize_call, _call_messages)
-item_kind("custom_tool_call_output", normalize_call_output, add_tool_output)
+item_kind("custom_tool_call_output", normalize_call_output, lambda item, messages: add_tool_output(messages, item))
