@@ -37,7 +37,7 @@ def codex_bin() -> Path:
     return binary
 
 
-def codex_config(base_url: str, test_id: str, mcp_url: str | None = None) -> str:
+def codex_config(base_url: str, test_id: str, mcp_url: str | None = None, catalog: Path | None = None) -> str:
     """The config.toml pointing Codex at Respond. `web_search = "disabled"`: Codex would otherwise offer the
     hosted `web_search` tool (`external_web_access: false`), which needs a web search provider."""
     lines = [
@@ -45,6 +45,7 @@ def codex_config(base_url: str, test_id: str, mcp_url: str | None = None) -> str
         'model_provider = "respond"',
         'web_search = "disabled"',
         "check_for_update_on_startup = false",
+        *([f"model_catalog_json = {json.dumps(str(catalog))}"] if catalog else []),
         "",
         "[model_providers.respond]",
         'name = "Respond"',
@@ -177,4 +178,43 @@ def test_codex_calls_a_namespace_function(codex_bin, server, upstream, mcp_exper
     assert call_turn["tool_calls"][0]["function"]["name"] == "mcp__lab__get_user_id"
     output = next(m for m in second["messages"] if m["role"] == "tool")
     assert output["tool_call_id"] == "call_ns1" and "user_123" in text_of(output["content"])
+    upstream.assert_consumed()
+
+
+# A model Codex knows to take `apply_patch` as a custom (free-form, Lark grammar) tool, as it does for its
+# own models: a minimal entry of Codex's model catalog (`model_catalog_json`).
+PATCH_MODEL = {
+    "slug": "up/scripted", "display_name": "Respond (scripted)", "description": "A model behind Respond.",
+    "base_instructions": "You are a coding agent. Use the tools to change files.",
+    "apply_patch_tool_type": "freeform", "supports_search_tool": False, "shell_type": "shell_command",
+    "visibility": "list", "supported_in_api": True, "priority": 1, "context_window": 128000,
+    "default_reasoning_level": "medium", "supported_reasoning_levels": [], "support_verbosity": False,
+    "truncation_policy": {"mode": "tokens", "limit": 10000}, "supports_parallel_tool_calls": True,
+    "experimental_supported_tools": [], "input_modalities": ["text"], "supports_reasoning_summaries": False,
+}
+PATCH = "*** Begin Patch\n*** Add File: hello.txt\n+hello from respond\n*** End Patch\n"
+
+
+def test_codex_applies_a_patch_through_a_custom_tool(codex_bin, server, upstream, tmp_path, request) -> None:
+    """Codex offers `apply_patch` as a `custom` tool with a Lark grammar; the model's call comes back as a
+    `custom_tool_call` (input streamed as custom_tool_call_input deltas), Codex applies the patch and
+    answers with a `custom_tool_call_output`."""
+    catalog = tmp_path / "models.json"
+    catalog.write_text(json.dumps({"models": [PATCH_MODEL]}))
+    upstream.script(reply(tool_call("apply_patch", {"input": PATCH}, id="call_patch1")),
+                    reply("Created hello.txt."))
+    config = codex_config(server.base_url, request.node.nodeid, catalog=catalog)
+    done, events = run_codex(codex_bin, tmp_path, config, "Create hello.txt saying hello from respond.")
+    assert done.returncode == 0, f"codex failed:\n{done.stderr[-3000:]}\n{done.stdout[-2000:]}"
+    assert (tmp_path / "work" / "hello.txt").read_text() == "hello from respond\n"
+    assert "Created hello.txt." in agent_messages(events)
+
+    first, second = turn_bodies(upstream)[:2]
+    patch_fn = next(t["function"] for t in first["tools"] if t["function"]["name"] == "apply_patch")
+    assert patch_fn["parameters"]["required"] == ["input"]
+    assert "lark grammar" in patch_fn["parameters"]["properties"]["input"]["description"]
+    call_turn = next(m for m in second["messages"] if m["role"] == "assistant" and m.get("tool_calls"))
+    assert json.loads(call_turn["tool_calls"][0]["function"]["arguments"]) == {"input": PATCH}
+    output = next(m for m in second["messages"] if m["role"] == "tool")
+    assert output["tool_call_id"] == "call_patch1" and "hello.txt" in text_of(output["content"])
     upstream.assert_consumed()
