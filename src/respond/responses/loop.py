@@ -280,6 +280,8 @@ def _estimate_usage(messages: list[dict[str, Any]], items: list[tuple[int, dict[
             output += sum(tokens.count_text(p.get("text") or p.get("refusal") or "") for p in item["content"])
         elif item["type"] == "function_call":
             output += tokens.count_text(item["name"]) + tokens.count_text(item["arguments"])
+        elif item["type"] == "custom_tool_call":
+            output += tokens.count_text(item["name"]) + tokens.count_text(item["input"])
     return {"prompt_tokens": tokens.count_messages(messages), "completion_tokens": output}
 
 
