@@ -19,7 +19,7 @@ from tests.support.server import make_config, scripted_provider, start_server
 from tests.support.upstream import reply, tool_call
 
 MODEL = "up/scripted"
-LOOPBACK = MCPConfig(allowed_urls=["http://127.0.0.1:"], list_timeout=10, call_timeout=2, connect_timeout=2)
+LOOPBACK = MCPConfig(allowed_urls=["http://127.0.0.1:"], list_timeout=3, call_timeout=2, connect_timeout=2)
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +115,18 @@ def test_listing_is_reused_across_a_chain(client: openai.OpenAI, upstream, mcp_e
     assert mcp_experiments.methods.count("tools/list") == 1  # not listed again
     assert r2.output[0].output == "user_456"
     assert len(upstream.chat_bodies[1]["tools"]) == 5
+    # a narrower allowed_tools reuses the listing too; a tool the chain's listing lacks makes it list again
+    upstream.script(reply("narrow"), reply("fresh"), reply("wider"))
+    create(client, model=MODEL, input="x", previous_response_id=r1.id,
+           tools=[mcp_tool(mcp_experiments, allowed_tools=["get_user_id"])])
+    assert [t["function"]["name"] for t in upstream.last_chat["tools"]] == ["get_user_id"]
+    assert mcp_experiments.methods.count("tools/list") == 1
+    narrow = create(client, model=MODEL, input="x", tools=[mcp_tool(mcp_experiments, allowed_tools=["get_user_id"])])
+    assert mcp_experiments.methods.count("tools/list") == 2 and len(narrow.output[0].tools) == 1
+    wider = create(client, model=MODEL, input="x", previous_response_id=narrow.id,
+                   tools=[mcp_tool(mcp_experiments, allowed_tools=["get_user_id", "check_file_access"])])
+    assert mcp_experiments.methods.count("tools/list") == 3 and wider.output[0].type == "mcp_list_tools"
+    upstream.chat_bodies.clear()
     # the chain's mcp_call is history for the next turn: a tool call and its result
     upstream.script(reply("done"))
     create(client, model=MODEL, input="thanks", tools=tools, previous_response_id=r2.id)
@@ -220,6 +232,26 @@ def test_a_server_that_is_down_or_answers_garbage(client: openai.OpenAI, upstrea
         assert "tools" not in upstream.last_chat
     finally:
         junk.stop()
+
+
+def test_garbage_call_answers_and_slow_listings_fail_cleanly(mcp_respond: Any, client: openai.OpenAI,
+                                                            upstream) -> None:
+    junk_calls = start_mcp(experiments_server(), sabotage={"tools/call": "garbage"})
+    slow_list = start_mcp(experiments_server(), sabotage={"tools/list": 30.0})
+    try:
+        upstream.script(reply(tool_call("get_user_id", {"username": "bob"})), reply("it broke"))
+        r = create(client, model=MODEL, input="bob?", tools=[mcp_tool(junk_calls)])
+        call = r.output[1]
+        assert (r.status, call.type, call.status, call.error.type) == ("completed", "mcp_call", "failed",
+                                                                       "mcp_protocol_error")
+        assert "parse" in call.error.message.lower()
+        assert r.output_text == "it broke"
+        upstream.script(reply("no tools"))
+        r = create(client, model=MODEL, input="hi", tools=[mcp_tool(slow_list, "slow")])
+        assert r.status == "completed" and "within 3 seconds" in r.output[0].error
+    finally:
+        junk_calls.stop()
+        slow_list.stop()
 
 
 def test_authorization_and_headers_reach_the_server_only(mcp_respond: Any, client: openai.OpenAI, upstream) -> None:

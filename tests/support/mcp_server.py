@@ -4,7 +4,8 @@
 HTTP (`.url` ends in `/mcp`) or SSE (`.url` ends in `/sse`) with uvicorn in a background thread. With a
 `token`, every HTTP request must carry `Authorization: Bearer <token>` (401 otherwise). The running server
 logs what it saw: `.requests` ((HTTP method, path)), `.methods` (JSON-RPC methods, e.g. "tools/list", "tools/call"), `.calls` (tool name +
-arguments) and `.headers` (lower-cased request headers of each HTTP request).
+arguments) and `.headers` (lower-cased request headers of each HTTP request). `sabotage` makes it answer a
+JSON-RPC method with garbage or slowly (see `_Watch`).
 
 `experiments_server()` is the server of seed 003 (tools and descriptions exactly as gpt-4o saw them).
 Fixture `mcp_experiments`: that server over streamable HTTP, one per test session (logs cleared per test).
@@ -114,10 +115,13 @@ class RunningMCP:
 
 
 class _Watch:
-    """ASGI wrapper: checks the bearer token and logs what the MCP server is asked."""
+    """ASGI wrapper: checks the bearer token, logs what the MCP server is asked, and sabotages on request:
+    `sabotage={"tools/call": "garbage"}` answers that JSON-RPC method with a non-JSON body,
+    `{"tools/list": 30.0}` waits that many seconds first."""
 
-    def __init__(self, app: Any, running: RunningMCP, token: str | None) -> None:
-        self.app, self.running, self.token = app, running, token
+    def __init__(self, app: Any, running: RunningMCP, token: str | None,
+                 sabotage: dict[str, str | float] | None = None) -> None:
+        self.app, self.running, self.token, self.sabotage = app, running, token, sabotage or {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -131,27 +135,54 @@ class _Watch:
                         "headers": [(b"content-type", b"application/json")]})
             await send({"type": "http.response.body", "body": b'{"error": "unauthorized"}'})
             return
-
-        async def watched() -> dict[str, Any]:
+        if scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        while True:  # the whole JSON-RPC body, then replayed to the app
             message = await receive()
-            if message["type"] == "http.request" and message.get("body"):
-                try:
-                    data = json.loads(message["body"])
-                except ValueError:
-                    data = None
-                for entry in data if isinstance(data, list) else [data]:
-                    if isinstance(entry, dict) and isinstance(entry.get("method"), str):
-                        self.running.methods.append(entry["method"])
-                        if entry["method"] == "tools/call":
-                            params = entry.get("params") or {}
-                            self.running.calls.append((params.get("name"), params.get("arguments") or {}))
-            return message
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        methods = self._log(body)
+        for method in methods:
+            action = self.sabotage.get(method)
+            if action == "garbage":
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": b"<<not json-rpc>>"})
+                return
+            if isinstance(action, (int, float)):
+                await asyncio.sleep(action)
+        replayed = False
 
-        await self.app(scope, watched, send)
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _log(self, body: bytes) -> list[str]:
+        try:
+            data = json.loads(body) if body else None
+        except ValueError:
+            return []
+        methods = []
+        for entry in data if isinstance(data, list) else [data]:
+            if isinstance(entry, dict) and isinstance(entry.get("method"), str):
+                methods.append(entry["method"])
+                self.running.methods.append(entry["method"])
+                if entry["method"] == "tools/call":
+                    params = entry.get("params") or {}
+                    self.running.calls.append((params.get("name"), params.get("arguments") or {}))
+        return methods
 
 
 def start_mcp(srv: MCPServer | Any, *, transport: str = "streamable_http", token: str | None = None,
-              sse_path: str = "/sse") -> RunningMCP:
+              sse_path: str = "/sse", sabotage: dict[str, str | float] | None = None) -> RunningMCP:
     """Serve `srv` (an MCPServer, or any ASGI app for garbage-answering servers) on a random loopback port."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -162,7 +193,7 @@ def start_mcp(srv: MCPServer | Any, *, transport: str = "streamable_http", token
     else:
         app, path = srv, "/mcp"
     running = RunningMCP(url=f"http://127.0.0.1:{port}{path}", server=None, thread=None)  # type: ignore[arg-type]
-    server = uvicorn.Server(uvicorn.Config(_Watch(app, running, token), log_config=None, access_log=False,
+    server = uvicorn.Server(uvicorn.Config(_Watch(app, running, token, sabotage), log_config=None, access_log=False,
                                            lifespan="on", timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"mcp-{port}")
     thread.start()

@@ -127,8 +127,11 @@ class MCPTool(Tool):
     async def setup(self, run: ToolRun) -> None:
         cached = next((i for i in reversed(run.context_items) if i["type"] == "mcp_list_tools"
                        and i.get("server_label") == self.server_label and not i.get("error")), None)
-        if cached is not None:
-            self.listed = [_from_item_tool(t) for t in cached["tools"]]
+        names = {t["name"] for t in cached["tools"]} if cached is not None else set()
+        if cached is not None and (self.allowed is None or self.allowed <= names):
+            # reused: a listing the chain already has (narrowed by this request's allowed_tools)
+            self.listed = [_from_item_tool(t) for t in cached["tools"]
+                           if self.allowed is None or t["name"] in self.allowed]
         else:
             await self._list(run)
         await self._run_approved(run)
