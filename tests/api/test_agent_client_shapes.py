@@ -281,3 +281,24 @@ def test_codex_request_fields_stay_out_of_the_upstream(client: openai.OpenAI, up
     assert set(body) == {"model", "messages", "stream", "stream_options", "tools", "parallel_tool_calls",
                          "prompt_cache_key"}
     assert body["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello"}]
+
+
+def test_reasoning_goes_back_within_a_server_tool_loop(make_server, upstream, mcp_experiments, request) -> None:
+    """Between the model turns of one response (a server tool ran), a provider with replay_reasoning gets
+    the turn's reasoning back with its calls."""
+    from respond.config import MCPConfig
+
+    srv = make_server([scripted_provider(upstream).model_copy(update={"replay_reasoning": True})],
+                      mcp=MCPConfig(allowed_urls=["http://127.0.0.1:"]))
+    call = {"index": 0, "id": "call_m1", "type": "function",
+            "function": {"name": "get_user_id", "arguments": '{"username": "alice"}'}}
+    upstream.script(chunks([chunk({"role": "assistant", "content": ""}), chunk({"reasoning_content": "Look her up."}),
+                            chunk({"tool_calls": [call]}), chunk({}, "tool_calls")]),
+                    reply("user_123"))
+    r = create(srv.client(request.node.nodeid), model=MODEL, input="alice's id?", tools=[
+        {"type": "mcp", "server_label": "lab", "server_url": mcp_experiments.url, "require_approval": "never",
+         "allowed_tools": ["get_user_id"]}])
+    assert r.output_text == "user_123"
+    assistant = upstream.last_chat["messages"][-2]
+    assert assistant["reasoning_content"] == "Look her up."
+    assert assistant["tool_calls"][0]["function"]["name"] == "get_user_id"

@@ -24,7 +24,7 @@ from typing import Any
 
 from respond.errors import APIError, UpstreamError, is_client_fault
 from respond.inference.base import Provider
-from respond.responses import objects, tokens
+from respond.responses import context, objects, tokens
 from respond.responses.events import Event, EventStream
 from respond.responses.tools import ToolCall, ToolResult, ToolRun, ToolSet
 from respond.responses.turn import TurnAssembler
@@ -64,6 +64,7 @@ class ResponseRun:
     failure: APIError | None = None  # what ended the response `failed`, when it was an APIError
     # include reasoning.encrypted_content: seals each finished reasoning item (sealing.py)
     seal_reasoning: Callable[[dict[str, Any]], str] | None = None
+    replay_reasoning: bool = False  # the provider takes reasoning back (`reasoning_content`)
 
     def rejected(self) -> bool:
         """Whether the upstream refused the request (a client-fault 4xx) before any output: a non-streamed
@@ -216,7 +217,7 @@ async def _model_turns(run: ResponseRun) -> AsyncIterator[list[Event]]:
             response["status"] = "incomplete"
             response["incomplete_details"] = {"reason": MAX_ROUNDS_REASON}
             return
-        messages = messages + _feedback(tools, turn_items, server_calls, results)
+        messages = messages + _feedback(tools, turn_items, server_calls, results, run.replay_reasoning)
 
 
 async def _run_calls(run: ResponseRun, tool_run: ToolRun, calls: list[ToolCall],
@@ -261,13 +262,19 @@ def _crashed(tool_run: ToolRun, call: ToolCall, exc: Exception) -> ToolResult:
 
 
 def _feedback(tools: ToolSet, turn_items: list[dict[str, Any]], calls: list[ToolCall],
-              results: dict[int, ToolResult]) -> list[dict[str, Any]]:
+              results: dict[int, ToolResult], reasoning: bool = False) -> list[dict[str, Any]]:
     """The chat messages for a turn whose server calls ran: the assistant's text and calls, then one `tool`
-    message per call, in the order the model made them."""
+    message per call, in the order the model made them. `reasoning`: the turn's reasoning goes along as
+    `reasoning_content` (providers with `replay_reasoning`)."""
     text = "".join(part.get("text") or part.get("refusal") or "" for item in turn_items
                    if item["type"] == "message" for part in item["content"])
     assistant = {"role": "assistant", "content": text,
                  "tool_calls": [call.chat_call(tools.chat_name(call)) for call in calls]}
+    if reasoning:
+        thought = "\n".join(t for t in (context.reasoning_text(i) for i in turn_items if i["type"] == "reasoning")
+                            if t)
+        if thought:
+            assistant["reasoning_content"] = thought
     return [assistant] + [{"role": "tool", "tool_call_id": call.call_id, "content": results[id(call)].content}
                           for call in calls]
 

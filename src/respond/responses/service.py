@@ -120,7 +120,8 @@ class ResponseService:
 
         events = EventStream(enabled=stream)
         run = ResponseRun(response=response, provider=provider, messages=messages, make_body=make_body,
-                          events=events, truncation_auto=req.truncation == "auto")
+                          events=events, truncation_auto=req.truncation == "auto",
+                          replay_reasoning=provider.config.replay_reasoning)
         if req.include and "reasoning.encrypted_content" in req.include:
             run.seal_reasoning = self.sealer.seal
         if not tools.empty:
