@@ -11,6 +11,7 @@ from respond.inference.router import Router
 from respond.recording.provider import RecordingProvider
 from respond.recording.recorder import Recorder
 from respond.responses.history import History
+from respond.responses.sealing import ReasoningSealer
 from respond.responses.service import ResponseService
 from respond.responses.tools import ToolEnv
 from respond.storage.conversations_repo import ConversationStore
@@ -43,7 +44,9 @@ class Services:
         history = History(ResponseStore(db), conversations)
         return cls(config=config, db=db, recorder=recorder, router=router,
                    responses=ResponseService(router, history.responses, history,
-                                             ToolEnv(config, recorder, router=router, db=db)),
+                                             ToolEnv(config, recorder, router=router, db=db),
+                                             sealer=ReasoningSealer.from_config(config.reasoning_key,
+                                                                                config.data_path)),
                    conversations=ConversationService(conversations))
 
     async def close(self) -> None:
