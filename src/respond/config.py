@@ -47,6 +47,16 @@ class RecordingConfig(BaseModel):
     dir: str | None = Field(default=None, description="Where recordings live; default <data_dir>/recordings.")
 
 
+class RetrievalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    embedding_model: str = Field(default="local/all-minilm-l6-v2", description="Embedding model of new vector "
+                                 "stores (a store keeps the model it was created with), e.g. openai/text-embedding-3-small.")
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, description="Largest file POST /v1/files accepts (413 above).")
+    ingest_concurrency: int = Field(default=1, description="Files one server process ingests at a time.")
+    chunk_insert_batch: int = Field(default=256, description="Chunks per write transaction during ingestion.")
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -59,6 +69,7 @@ class Config(BaseModel):
     log_level: str = "info"
     providers: list[ProviderConfig] = Field(default_factory=list)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     test_id_header: bool = Field(
         default=False, description="Honour the X-Respond-Test-Id request header (per-test recordings and "
         "deterministic ids) even in live mode; it is always honoured when recording or replaying.")

@@ -22,6 +22,7 @@ PREFIXES = {
     "item": "item",
     "file": "file",
     "vector_store": "vs",
+    "vector_store_file_batch": "vsfb",
     "conversation": "conv",
     "chat": "chatcmpl",
 }

@@ -5,13 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from respond.config import Config
+from respond.files.blobs import LocalBlobStore
+from respond.files.service import FileService
 from respond.inference.factory import build_providers
 from respond.inference.router import Router
 from respond.recording.provider import RecordingProvider
 from respond.recording.recorder import Recorder
 from respond.responses.service import ResponseService
 from respond.storage.engine import Database
+from respond.storage.files_repo import FileStore
+from respond.storage.files_tables import create_schema as create_files_schema
 from respond.storage.responses_repo import ResponseStore
+from respond.storage.vector_stores_repo import VectorStoreRepo
+from respond.vector_stores.embedder import Embedder
+from respond.vector_stores.ingest import IngestWorker
+from respond.vector_stores.service import VectorStoreService
 
 
 @dataclass
@@ -21,6 +29,9 @@ class Services:
     recorder: Recorder
     router: Router
     responses: ResponseService
+    files: FileService | None = None
+    vector_stores: VectorStoreService | None = None
+    ingest: IngestWorker | None = None
 
     @classmethod
     async def start(cls, config: Config) -> Services:
@@ -34,9 +45,28 @@ class Services:
                          for p in providers]
         router = Router(providers, config.default_model)
         await router.refresh()  # at start-up, outside any test id: discovery is recorded once
-        return cls(config=config, db=db, recorder=recorder, router=router,
-                   responses=ResponseService(router, ResponseStore(db)))
+        services = cls(config=config, db=db, recorder=recorder, router=router,
+                       responses=ResponseService(router, ResponseStore(db)))
+        await services._start_retrieval()
+        return services
+
+    async def _start_retrieval(self) -> None:
+        """Files, vector stores and the background ingestion worker."""
+        retrieval = self.config.retrieval
+        await self.db.write(create_files_schema)  # until migration 0003_files
+        self.files = FileService(FileStore(self.db), LocalBlobStore(self.config.data_path / "files"),
+                                 max_bytes=retrieval.max_upload_bytes)
+        repo = VectorStoreRepo(self.db)
+        embedder = Embedder(self.router)
+        self.ingest = IngestWorker(repo, self.files, embedder, concurrency=retrieval.ingest_concurrency,
+                                   insert_batch=retrieval.chunk_insert_batch)
+        self.vector_stores = VectorStoreService(repo, self.files, embedder, self.ingest, retrieval.embedding_model)
+        await self.ingest.start()
 
     async def close(self) -> None:
+        if self.ingest is not None:
+            await self.ingest.stop()
+        if self.vector_stores is not None:
+            await self.vector_stores.repo.close()
         await self.router.aclose()
         await self.db.close()
