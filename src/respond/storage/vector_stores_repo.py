@@ -324,8 +324,9 @@ class VectorStoreRepo:
                    " ORDER BY score DESC LIMIT :k")
             assert self._vec is not None
             rows = await self._vec.query(sql, params)
-        return [{"seq": r[0], "file_id": r[1], "text": r[2], "attributes": _json(r[3]), "score": float(r[4])}
-                for r in rows]
+        # cosine similarity, clamped to the [0, 1] range scores have
+        return [{"seq": r[0], "file_id": r[1], "text": r[2], "attributes": _json(r[3]),
+                 "score": min(1.0, max(0.0, float(r[4]) if r[4] is not None else 0.0))} for r in rows]
 
     async def keyword_search(self, owner: str, store_id: str, query: str, filters: dict | None,
                              k: int) -> list[dict[str, Any]]:

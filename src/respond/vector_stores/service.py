@@ -15,7 +15,7 @@ from typing import Any
 from respond import ids
 from respond.errors import InvalidRequest, not_found
 from respond.files.chunking import resolve_strategy
-from respond.files.service import FileService, check_page, parse_expires_after
+from respond.files.service import FileService, check_page
 from respond.storage.vector_filters import validate_filters
 from respond.storage.vector_stores_repo import VectorStoreRepo
 from respond.vector_stores.embedder import Embedder
@@ -48,6 +48,20 @@ def _check_attributes(value: Any, param: str = "attributes") -> dict[str, Any] |
         raise InvalidRequest(f"Invalid '{param}': expected at most 16 keys (<= 64 chars) with string (<= 512 "
                              "chars), number or boolean values.", param=param, code="invalid_value")
     return value
+
+
+def _store_expiry(value: Any) -> dict[str, Any] | None:
+    """A vector store's `{"anchor": "last_active_at", "days": N}` (1-365), checked."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or value.get("anchor") != "last_active_at":
+        raise InvalidRequest("Invalid 'expires_after.anchor': expected 'last_active_at'.",
+                             param="expires_after.anchor", code="invalid_value")
+    days = value.get("days")
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 365:
+        raise InvalidRequest("Invalid 'expires_after.days': expected an integer between 1 and 365.",
+                             param="expires_after.days", code="invalid_value")
+    return {"anchor": "last_active_at", "days": days}
 
 
 def rewrite_query(query: str) -> str:
@@ -114,10 +128,7 @@ class VectorStoreService:
         if name is not None and not isinstance(name, str):
             raise InvalidRequest("Invalid 'name': expected a string.", param="name", code="invalid_type")
         metadata = _check_metadata(body.get("metadata"))
-        expires_after = parse_expires_after(body.get("expires_after"))
-        if expires_after and expires_after["anchor"] != "last_active_at":
-            raise InvalidRequest("Invalid 'expires_after.anchor': expected 'last_active_at'.",
-                                 param="expires_after.anchor", code="invalid_value")
+        expires_after = _store_expiry(body.get("expires_after"))
         strategy = resolve_strategy(body.get("chunking_strategy"))
         model = body.get("embedding_model") or self.default_embedding_model
         if not isinstance(model, str):
@@ -133,7 +144,7 @@ class VectorStoreService:
         await self.repo.insert_store(owner, {
             "id": store_id, "created_at": now, "last_active_at": now, "name": name, "metadata": metadata,
             "expires_after": expires_after, "embedding_model": model,
-            "expires_at": now + expires_after["seconds"] if expires_after else None})
+            "expires_at": now + expires_after["days"] * 86400 if expires_after else None})
         if file_ids:
             await self.repo.attach(owner, store_id, [
                 {"file_id": f, "attributes": None, "chunking_strategy": strategy} for f in dict.fromkeys(file_ids)],
@@ -160,10 +171,9 @@ class VectorStoreService:
         if "metadata" in body:
             values["metadata"] = _check_metadata(body["metadata"])
         if "expires_after" in body:
-            expires_after = parse_expires_after(body["expires_after"])
+            expires_after = _store_expiry(body["expires_after"])
             values["expires_after"] = expires_after
-            anchor = row.last_active_at or row.created_at
-            values["expires_at"] = anchor + expires_after["seconds"] if expires_after else None
+            values["expires_at"] = int(time.time()) + expires_after["days"] * 86400 if expires_after else None
         if values:
             values["last_active_at"] = int(time.time())
             await self.repo.update_store(owner, store_id, values)
