@@ -57,6 +57,15 @@ class RetrievalConfig(BaseModel):
     chunk_insert_batch: int = Field(default=256, description="Chunks per write transaction during ingestion.")
 
 
+class ToolsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_rounds: int = Field(default=10, ge=1, description="Model turns that call server-side tools, per "
+                            "response; then the response ends `incomplete`.")
+    concurrency: int = Field(default=4, ge=1, description="Server-side tool calls run at once per response "
+                             "(when parallel_tool_calls allows).")
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -70,6 +79,7 @@ class Config(BaseModel):
     providers: list[ProviderConfig] = Field(default_factory=list)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
     test_id_header: bool = Field(
         default=False, description="Honour the X-Respond-Test-Id request header (per-test recordings and "
         "deterministic ids) even in live mode; it is always honoured when recording or replaying.")

@@ -25,6 +25,13 @@ PREFIXES = {
     "vector_store_file_batch": "vsfb",
     "conversation": "conv",
     "chat": "chatcmpl",
+    # server-side tool items (OpenAI's prefixes)
+    "mcp_call": "mcp",
+    "mcp_list_tools": "mcpl",
+    "mcp_approval_request": "mcpr",
+    "mcp_approval_response": "mcpa",
+    "file_search_call": "fs",
+    "web_search_call": "ws",
 }
 
 

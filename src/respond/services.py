@@ -12,6 +12,7 @@ from respond.inference.router import Router
 from respond.recording.provider import RecordingProvider
 from respond.recording.recorder import Recorder
 from respond.responses.service import ResponseService
+from respond.responses.tools import ToolEnv
 from respond.storage.engine import Database
 from respond.storage.files_repo import FileStore
 from respond.storage.files_tables import create_schema as create_files_schema
@@ -45,9 +46,11 @@ class Services:
                          for p in providers]
         router = Router(providers, config.default_model)
         await router.refresh()  # at start-up, outside any test id: discovery is recorded once
+        tool_env = ToolEnv(config, recorder, router=router, db=db)
         services = cls(config=config, db=db, recorder=recorder, router=router,
-                       responses=ResponseService(router, ResponseStore(db)))
+                       responses=ResponseService(router, ResponseStore(db), tool_env))
         await services._start_retrieval()
+        tool_env.state["vector_stores"] = services.vector_stores  # for the file_search tool
         return services
 
     async def _start_retrieval(self) -> None:

@@ -24,7 +24,8 @@ from tests.api.wire import create, post_stream
 from tests.support.conformance import validate_stream
 from tests.support.upstream import reply
 
-SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
+SEEDS = next((p for p in (Path(__file__).resolve().parents[3] / "shared" / "seeds", Path("/work/shared/seeds"))
+              if p.is_dir()), Path("/work/shared/seeds"))  # beside the repo; /work/shared from a worktree
 
 
 def load_seed(prefix: str) -> dict:

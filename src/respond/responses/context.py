@@ -9,7 +9,6 @@ apply and recordings stay small and stable.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from typing import Any
 
 from respond.errors import InvalidRequest
@@ -63,7 +62,20 @@ def items_to_messages(items: list[dict[str, Any]], instructions: str | None) -> 
             messages.append({"role": "system", "content": f"Summary of the earlier conversation:\n{summary}"})
         elif kind == "reasoning":
             continue  # reasoning is not replayed to chat-completions backends
+        else:
+            _tool_item_to_messages(item, messages)
     return messages
+
+
+def _tool_item_to_messages(item: dict[str, Any], messages: list[dict[str, Any]]) -> None:
+    """Items owned by a tool module (mcp_call, file_search_call...): the module says what the model sees."""
+    from respond.responses.tools import ITEM_KINDS
+
+    kind = ITEM_KINDS.get(item["type"])
+    if kind is None:  # never silently dropped on the way to the upstream
+        raise InvalidRequest(f"Items of type '{item['type']}' are not supported by this server.", param="input",
+                             code="invalid_value")
+    kind.to_messages(item, messages)
 
 
 def _message_to_chat(item: dict[str, Any]) -> dict[str, Any]:
@@ -109,106 +121,8 @@ def _parts_to_chat(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-@dataclass(frozen=True)
-class FunctionTool:
-    """A client function tool as the request gave it (`strict` None: not given)."""
-
-    name: str
-    description: str | None
-    parameters: dict[str, Any] | None
-    strict: bool | None
-
-    def echo(self) -> dict[str, Any]:
-        """The form the response echoes: description, parameters and strict always present (strict defaults
-        to true, as in the Responses API)."""
-        return {"type": "function", "name": self.name, "description": self.description,
-                "parameters": self.parameters, "strict": True if self.strict is None else self.strict}
-
-    def chat(self) -> dict[str, Any]:
-        """The Chat Completions form; `strict` only when the client set it (the upstream's default otherwise)."""
-        function: dict[str, Any] = {"name": self.name}
-        if self.description is not None:
-            function["description"] = self.description
-        if self.parameters is not None:
-            function["parameters"] = self.parameters
-        if self.strict is not None:
-            function["strict"] = self.strict
-        return {"type": "function", "function": function}
-
-
-def function_tools(tools: list[dict[str, Any]] | None) -> list[FunctionTool]:
-    """Validate the `tools` parameter."""
-    parsed: list[FunctionTool] = []
-    for i, tool in enumerate(tools or []):
-        where = f"tools[{i}]"
-        if not isinstance(tool, dict):
-            raise InvalidRequest(f"Invalid value for '{where}': expected an object.", param=where)
-        kind = tool.get("type")
-        if kind != "function":
-            raise InvalidRequest(f"Invalid value for '{where}.type': tool type '{kind}' is not supported by this "
-                                 "server yet (supported: function).", param=f"{where}.type",
-                                 code="unsupported_tool_type")
-        name = tool.get("name")
-        if not isinstance(name, str) or not name:
-            raise InvalidRequest(f"Missing required parameter: '{where}.name'.", param=f"{where}.name",
-                                 code="missing_required_parameter")
-        params = tool.get("parameters")
-        if params is not None and not isinstance(params, dict):
-            raise InvalidRequest(f"Invalid value for '{where}.parameters': expected a JSON schema object.",
-                                 param=f"{where}.parameters")
-        strict = tool.get("strict")
-        if strict is not None and not isinstance(strict, bool):
-            raise InvalidRequest(f"Invalid type for '{where}.strict': expected a boolean.", param=f"{where}.strict",
-                                 code="invalid_type")
-        parsed.append(FunctionTool(name=name, description=tool.get("description"), parameters=params,
-                                   strict=strict))
-    names = [t.name for t in parsed]
-    if len(names) != len(set(names)):
-        raise InvalidRequest("Tool names must be unique.", param="tools", code="duplicate_tool_name")
-    return parsed
-
-
-def resolve_tool_choice(choice: Any, tools: list[FunctionTool]) -> tuple[Any, list[FunctionTool]]:
-    """Validate tool_choice; return (chat tool_choice or None to omit, the tools the model may use)."""
-    names = {t.name for t in tools}
-    if choice is None or choice == "auto":
-        return None, tools
-    if choice in ("none", "required"):
-        if choice == "required" and not tools:
-            raise InvalidRequest("tool_choice 'required' needs at least one tool.", param="tool_choice")
-        return choice, tools
-    if isinstance(choice, dict):
-        kind = choice.get("type")
-        if kind == "function":
-            name = choice.get("name")
-            if name not in names:
-                raise InvalidRequest(f"tool_choice names function '{name}', which is not in tools.",
-                                     param="tool_choice.name")
-            return {"type": "function", "function": {"name": name}}, tools
-        if kind == "allowed_tools":
-            allowed = choice.get("tools") or []
-            if not isinstance(allowed, list):
-                raise InvalidRequest("Invalid 'tool_choice.tools': expected an array of tools.",
-                                     param="tool_choice.tools", code="invalid_type")
-            allowed_names = {t.get("name") for t in allowed if isinstance(t, dict)}
-            unknown = allowed_names - names
-            if unknown:
-                raise InvalidRequest(f"allowed_tools names unknown tools: {', '.join(sorted(map(str, unknown)))}.",
-                                     param="tool_choice.tools")
-            mode = choice.get("mode") or "auto"
-            if mode not in ("auto", "required"):
-                raise InvalidRequest("tool_choice.mode must be 'auto' or 'required'.", param="tool_choice.mode")
-            return (None if mode == "auto" else "required"), [t for t in tools if t.name in allowed_names]
-    raise InvalidRequest("Invalid value for 'tool_choice': expected 'auto', 'none', 'required', a function "
-                         "choice or an allowed_tools choice.", param="tool_choice", code="invalid_value")
-
-
 def echo_tool_choice(choice: Any) -> Any:
     return "auto" if choice is None else choice
-
-
-def echo_tools(tools: list[FunctionTool]) -> list[dict[str, Any]]:
-    return [t.echo() for t in tools]
 
 
 def response_format(req: CreateResponseRequest) -> dict[str, Any] | None:
@@ -244,10 +158,12 @@ def echo_text(req: CreateResponseRequest) -> dict[str, Any]:
 
 
 def chat_request(req: CreateResponseRequest, upstream_model: str, messages: list[dict[str, Any]],
-                 tools: list[FunctionTool], tool_choice: Any, response_format: dict[str, Any] | None = None,
+                 tools: list[dict[str, Any]], tool_choice: Any, response_format: dict[str, Any] | None = None,
                  max_tokens_field: str = "max_tokens") -> dict[str, Any]:
     """The streamed chat-completions body for one model turn.
 
+    `tools` are chat-completions tool definitions (`ToolSet.chat_tools()`), `tool_choice` the chat form
+    (`ToolSet.chat_tool_choice()`, None: omitted).
     `response_format` is `response_format(req)`, computed once per response.
     `max_tokens_field` is how the provider names the output limit: `max_tokens` (most OpenAI-compatible
     servers) or `max_completion_tokens` (OpenAI's own API, required by its reasoning models).
@@ -255,7 +171,7 @@ def chat_request(req: CreateResponseRequest, upstream_model: str, messages: list
     body: dict[str, Any] = {"model": upstream_model, "messages": messages, "stream": True,
                             "stream_options": {"include_usage": True}}
     if tools:
-        body["tools"] = [t.chat() for t in tools]
+        body["tools"] = tools
         if tool_choice is not None:
             body["tool_choice"] = tool_choice
         if req.parallel_tool_calls is not None:

@@ -100,3 +100,18 @@ class EventStream:
     def arguments_done(self, item_id: str, output_index: int, name: str, arguments: str) -> None:
         self._emit({"type": "response.function_call_arguments.done", "item_id": item_id,
                     "output_index": output_index, "name": name, "arguments": arguments})
+
+    # -- server-side tools -----------------------------------------------------------------------------
+    def tool_status(self, kind: str, phase: str, item_id: str, output_index: int) -> None:
+        """`response.<kind>.<phase>`: a server tool's progress, all of one shape. `kind` is the item type
+        (mcp_call, mcp_list_tools, file_search_call, web_search_call...), `phase` one of in_progress,
+        searching, completed, failed (whatever the kind's events are)."""
+        self._emit({"type": f"response.{kind}.{phase}", "item_id": item_id, "output_index": output_index})
+
+    def mcp_arguments_delta(self, item_id: str, output_index: int, delta: str) -> None:
+        self._emit({"type": "response.mcp_call_arguments.delta", "item_id": item_id, "output_index": output_index,
+                    "delta": delta})
+
+    def mcp_arguments_done(self, item_id: str, output_index: int, arguments: str) -> None:
+        self._emit({"type": "response.mcp_call_arguments.done", "item_id": item_id, "output_index": output_index,
+                    "arguments": arguments})

@@ -65,6 +65,11 @@ def normalize_item(item: Any, where: str) -> dict[str, Any]:
     if kind is None:
         raise InvalidRequest(f"Missing required parameter: '{where}.type'.", param=f"{where}.type",
                              code="missing_required_parameter")
+    from respond.responses.tools import ITEM_KINDS  # items of tool kinds (mcp_call, file_search_call...)
+
+    tool_item = ITEM_KINDS.get(kind) if isinstance(kind, str) else None
+    if tool_item is not None:
+        return tool_item.normalize(item, where)
     raise InvalidRequest(f"Invalid value for '{where}.type': '{kind}' is not a supported input item type.",
                          param=f"{where}.type", code="invalid_value")
 

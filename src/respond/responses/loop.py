@@ -1,9 +1,14 @@
 """THE turn loop: build context -> infer -> (run server tools -> infer again) -> finish.
 
-`run_response` drives one response from `response.created` to its terminal event. Each model turn streams
-chat-completion chunks through a `TurnAssembler`, which turns them into output items and events. When the
-model asks for tools that only the client can run (function tools), the response ends with those
-`function_call` items and the client continues with `function_call_output` + `previous_response_id`.
+`run_response` drives one response from `response.created` to its terminal event. Before the first model
+turn the request's tools are set up (`ToolSet.setup`: e.g. MCP servers listed). Each model turn streams
+chat-completion chunks through a `TurnAssembler`, which turns them into output items and events. Calls to
+server-side tools (MCP, file_search, web_search...) are then run -- concurrently when `parallel_tool_calls`
+allows, at most `tools.concurrency` at a time -- their results fed back, and the model runs again, until it
+answers, a call awaits the client, or a bound is hit: `max_tool_calls` (further calls are answered to the
+model with `Tool call skipped: ...`) or `tools.max_rounds` model turns with tool calls (status
+`incomplete`). When the model asks for tools that only the client can run (function tools, MCP approval
+requests), the response ends with those items and the client continues with `previous_response_id`.
 Upstream failures end the response `failed` with an error object; a cancelled run (client gone) ends
 `cancelled`. The response dict is mutated in place: when the generator finishes, it is final.
 """
@@ -21,9 +26,15 @@ from respond.errors import APIError, UpstreamError, is_client_fault
 from respond.inference.base import Provider
 from respond.responses import objects, tokens
 from respond.responses.events import Event, EventStream
+from respond.responses.tools import ToolCall, ToolResult, ToolRun, ToolSet
 from respond.responses.turn import TurnAssembler
 
 log = logging.getLogger("respond.loop")
+
+SKIPPED = "Tool call skipped: maximum tool calls limit ({limit}) reached."
+# The Responses API has no reason for "too many tool rounds"; of the reasons the API (and its SDK types)
+# know, max_output_tokens is the one that means "the output was cut at a bound".
+MAX_ROUNDS_REASON = "max_output_tokens"
 
 # Substrings by which OpenAI-compatible servers say the prompt is longer than the context window.
 _CONTEXT_OVERFLOW = ("context_length_exceeded", "maximum context length", "context window", "too many tokens",
@@ -37,9 +48,16 @@ class ResponseRun:
     response: dict[str, Any]
     provider: Provider
     messages: list[dict[str, Any]]
-    make_body: Callable[[list[dict[str, Any]]], dict[str, Any]]
+    # The chat body for one model turn: (messages, first_turn) -> body (tools offered / forced per turn).
+    make_body: Callable[[list[dict[str, Any]], bool], dict[str, Any]]
     events: EventStream
     truncation_auto: bool = False
+    tools: ToolSet | None = None  # None: the request has no tools
+    tool_run: ToolRun | None = None  # set with `tools`
+    max_tool_calls: int | None = None  # across all server-side tools of this response
+    parallel_tool_calls: bool = True
+    max_rounds: int = 10  # model turns that called server tools, per response
+    concurrency: int = 4  # server calls running at once
     # Stores the finished response. Awaited *before* the terminal event goes out, so a client that continues
     # the moment it sees `response.completed` always finds the response stored.
     persist: Callable[[], Awaitable[None]] | None = None
@@ -90,9 +108,18 @@ def _fail(response: dict[str, Any], exc: APIError) -> None:
 async def _model_turns(run: ResponseRun) -> AsyncIterator[list[Event]]:
     response, events = run.response, run.events
     messages = run.messages
+    tools, tool_run = run.tools, run.tool_run
+    if tools is not None and tool_run is not None:
+        await tools.setup(tool_run)
+        if events.events:
+            yield events.drain()
+        if tool_run.setup_messages:
+            messages = messages + tool_run.setup_messages
+    annotators = tool_run.annotators if tool_run is not None else None
+    rounds = calls_made = 0
     while True:
-        assembler = TurnAssembler(events, len(response["output"]))
-        body = run.make_body(messages)
+        assembler = TurnAssembler(events, len(response["output"]), tools, annotators)
+        body = run.make_body(messages, rounds == 0)
         try:
             batches = run.provider.chat_completion_batches(body)
             try:
@@ -122,7 +149,8 @@ async def _model_turns(run: ResponseRun) -> AsyncIterator[list[Event]]:
             response["output"].extend(assembler.finish(incomplete=True))
             raise UpstreamError("The model's stream ended without any output.")
         incomplete_reason = {"length": "max_output_tokens", "content_filter": "content_filter"}.get(finish or "")
-        response["output"].extend(assembler.finish(incomplete=incomplete_reason is not None))
+        turn_items = assembler.finish(incomplete=incomplete_reason is not None)
+        response["output"].extend(turn_items)
         turn_usage = assembler.usage or await asyncio.to_thread(_estimate_usage, messages, assembler.items)
         response["usage"] = objects.add_usage(response["usage"], turn_usage)
         if events.events:
@@ -131,10 +159,90 @@ async def _model_turns(run: ResponseRun) -> AsyncIterator[list[Event]]:
             response["status"] = "incomplete"
             response["incomplete_details"] = {"reason": incomplete_reason}
             return
-        # Function tools are run by the client: the response ends with its function_call items.
-        # (Server-side tools will execute here and loop back for another model turn.)
-        response["status"] = "completed"
-        return
+        server_calls = [c for c in assembler.calls if not c.awaits_client]
+        if not server_calls:  # the model answered, or only the client can run what it asked for
+            response["status"] = "completed"
+            return
+        assert tool_run is not None and tools is not None
+        rounds += 1
+        results: dict[int, ToolResult] = {}
+        budget = None if run.max_tool_calls is None else max(run.max_tool_calls - calls_made, 0)
+        to_run = server_calls if budget is None else server_calls[:budget]
+        calls_made += len(to_run)
+        try:
+            async for batch in _run_calls(run, tool_run, to_run, results):
+                yield batch
+        except BaseException:  # cancelled while tools ran: what did not finish is incomplete
+            for call in server_calls:
+                if call.item.get("status") == "in_progress":
+                    call.item["status"] = "incomplete"
+            raise
+        for call in server_calls[len(to_run):]:
+            results[id(call)] = call.skip(tool_run, SKIPPED.format(limit=run.max_tool_calls))
+        if events.events:
+            yield events.drain()
+        if any(c.awaits_client for c in assembler.calls):  # server calls ran; the client's are pending
+            response["status"] = "completed"
+            return
+        if rounds >= run.max_rounds:
+            log.info("response %s: stopped after %d tool rounds", response["id"], rounds)
+            response["status"] = "incomplete"
+            response["incomplete_details"] = {"reason": MAX_ROUNDS_REASON}
+            return
+        messages = messages + _feedback(tools, turn_items, server_calls, results)
+
+
+async def _run_calls(run: ResponseRun, tool_run: ToolRun, calls: list[ToolCall],
+                     results: dict[int, ToolResult]) -> AsyncIterator[list[Event]]:
+    """Run server calls (bounded concurrency; one at a time without parallel_tool_calls), yielding their
+    events as they come. A tool that raises ends its call failed: the response goes on."""
+    events = run.events
+    limit = asyncio.Semaphore(run.concurrency if run.parallel_tool_calls else 1)
+
+    async def one(call: ToolCall) -> None:
+        async with limit:
+            try:
+                results[id(call)] = await call.execute(tool_run)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("tool call %s (%s) failed", call.name, type(call).__name__)
+                results[id(call)] = _crashed(tool_run, call, exc)
+
+    tasks = [asyncio.create_task(one(call)) for call in calls]
+    try:
+        await asyncio.sleep(0)  # let the calls start: their in_progress events go out before they finish
+        if events.events:
+            yield events.drain()
+        pending: set[asyncio.Task[None]] = set(tasks)
+        while pending:
+            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if events.events:
+                yield events.drain()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _crashed(tool_run: ToolRun, call: ToolCall, exc: Exception) -> ToolResult:
+    call.item["status"] = "failed"
+    if "error" in call.item:
+        call.item["error"] = f"Internal error: {type(exc).__name__}"
+    tool_run.events.item_done(call.output_index, call.item)
+    return ToolResult(f"The tool failed: internal error ({type(exc).__name__}).")
+
+
+def _feedback(tools: ToolSet, turn_items: list[dict[str, Any]], calls: list[ToolCall],
+              results: dict[int, ToolResult]) -> list[dict[str, Any]]:
+    """The chat messages for a turn whose server calls ran: the assistant's text and calls, then one `tool`
+    message per call, in the order the model made them."""
+    text = "".join(part.get("text") or part.get("refusal") or "" for item in turn_items
+                   if item["type"] == "message" for part in item["content"])
+    assistant = {"role": "assistant", "content": text,
+                 "tool_calls": [call.chat_call(tools.chat_name(call)) for call in calls]}
+    return [assistant] + [{"role": "tool", "tool_call_id": call.call_id, "content": results[id(call)].content}
+                          for call in calls]
 
 
 def _estimate_usage(messages: list[dict[str, Any]], items: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from respond.responses import context
 from respond.responses.request import CreateResponseRequest
 
 
-def new_response(req: CreateResponseRequest, *, response_id: str, model: str, tools: list[context.FunctionTool],
+def new_response(req: CreateResponseRequest, *, response_id: str, model: str, tools: list[dict[str, Any]],
                  created_at: int | None = None) -> dict[str, Any]:
     return {
         "id": response_id,
@@ -41,7 +41,7 @@ def new_response(req: CreateResponseRequest, *, response_id: str, model: str, to
         "temperature": req.temperature if req.temperature is not None else 1.0,
         "text": context.echo_text(req),
         "tool_choice": context.echo_tool_choice(req.tool_choice),
-        "tools": context.echo_tools(tools),
+        "tools": tools,
         "top_logprobs": req.top_logprobs or 0,
         "top_p": req.top_p if req.top_p is not None else 1.0,
         "presence_penalty": req.presence_penalty or 0.0,

@@ -22,6 +22,7 @@ from respond.responses.events import Event, EventStream
 from respond.responses.items import normalize_input
 from respond.responses.loop import ResponseRun, run_response
 from respond.responses.request import CreateResponseRequest
+from respond.responses.tools import ToolEnv, ToolRun, ToolSet
 from respond.storage.responses_repo import ResponseStore, StoredResponse
 
 log = logging.getLogger("respond.responses")
@@ -54,9 +55,10 @@ class Prepared:
 
 
 class ResponseService:
-    def __init__(self, router: Router, store: ResponseStore) -> None:
+    def __init__(self, router: Router, store: ResponseStore, tool_env: ToolEnv | None = None) -> None:
         self.router = router
         self.store = store
+        self.tool_env = tool_env or ToolEnv.default()
         # Responses running right now (stored ones become retrievable before they finish, as with OpenAI;
         # kept in memory rather than written twice: the one write happens before the terminal event).
         self._running: dict[str, dict[str, Any]] = {}
@@ -79,8 +81,7 @@ class ResponseService:
             raise InvalidRequest(f"The model '{model_id}' is an embedding model and cannot create responses.",
                                  param="model", code="model_not_supported")
         response_format = context.response_format(req)  # validated before anything runs
-        tools = context.function_tools(req.tools)
-        chat_tool_choice, usable_tools = context.resolve_tool_choice(req.tool_choice, tools)
+        tools = ToolSet.build(req.tools, req.tool_choice, self.tool_env)
         input_items = normalize_input(req.input)
         if not input_items and not req.previous_response_id:
             raise InvalidRequest("Missing required parameter: 'input'.", param="input",
@@ -89,16 +90,26 @@ class ResponseService:
         context_items = history + input_items
         check_tool_pairs(context_items)
         messages = context.items_to_messages(context_items, req.instructions)
-        response = objects.new_response(req, response_id=new_id("response"), model=model_id, tools=tools)
+        response = objects.new_response(req, response_id=new_id("response"), model=model_id, tools=tools.echo())
 
         max_tokens_field = provider.config.max_tokens_field
 
-        def make_body(msgs: list[dict[str, Any]]) -> dict[str, Any]:
-            return context.chat_request(req, upstream_model, msgs, usable_tools, chat_tool_choice, response_format,
-                                        max_tokens_field)
+        def make_body(msgs: list[dict[str, Any]], first_turn: bool) -> dict[str, Any]:
+            return context.chat_request(req, upstream_model, msgs, tools.chat_tools(first_turn),
+                                        tools.chat_tool_choice(first_turn), response_format, max_tokens_field)
 
+        events = EventStream(enabled=stream)
         run = ResponseRun(response=response, provider=provider, messages=messages, make_body=make_body,
-                          events=EventStream(enabled=stream), truncation_auto=req.truncation == "auto")
+                          events=events, truncation_auto=req.truncation == "auto")
+        if not tools.empty:
+            settings = self.tool_env.config.tools
+            run.tools = tools
+            run.tool_run = ToolRun(env=self.tool_env, events=events, response=response, context_items=context_items,
+                                   include=frozenset(req.include or ()))
+            run.max_tool_calls = req.max_tool_calls
+            run.parallel_tool_calls = req.parallel_tool_calls is not False
+            run.max_rounds = settings.max_rounds
+            run.concurrency = settings.concurrency
         prepared = Prepared(run=run, request=req, input_items=input_items, context_items=context_items,
                             local=local)
         run.persist = lambda: self._finish(prepared)  # the loop stores the response before its terminal event
@@ -204,7 +215,7 @@ class ResponseService:
     async def count_input_tokens(self, req: CreateResponseRequest) -> dict[str, Any]:
         await self.router.aresolve(req.model)
         items = await self._items_for(req)
-        tools = context.echo_tools(context.function_tools(req.tools))
+        tools = ToolSet.build(req.tools, req.tool_choice, self.tool_env).echo()
         messages = context.items_to_messages(items, req.instructions)
         count = await asyncio.to_thread(tokens.count_messages, messages, tools)
         return {"object": "response.input_tokens", "input_tokens": count}

@@ -13,6 +13,9 @@ from typing import Any
 from respond.ids import new_call_id, new_id
 from respond.responses.events import EventStream
 from respond.responses.items import output_text_part
+from respond.responses.tools import ToolCall, ToolSet
+from respond.responses.tools.base import Annotator
+from respond.responses.tools.function import FunctionCall
 
 
 class _Message:
@@ -30,14 +33,16 @@ class _Message:
 
 
 class _Call:
-    __slots__ = ("item", "output_index", "chunks", "announced")
+    """A tool call being streamed; `handler` (the owning tool's ToolCall) exists once its name is known."""
+
+    __slots__ = ("output_index", "call_id", "name", "chunks", "handler")
 
     def __init__(self, output_index: int, call_id: str, name: str) -> None:
-        self.item: dict[str, Any] = {"type": "function_call", "id": new_id("function_call"), "call_id": call_id,
-                                     "name": name, "arguments": "", "status": "in_progress"}
         self.output_index = output_index
+        self.call_id = call_id
+        self.name = name
         self.chunks: list[str] = []
-        self.announced = False
+        self.handler: ToolCall | None = None
 
 
 class _Reasoning:
@@ -53,8 +58,12 @@ class _Reasoning:
 class TurnAssembler:
     """Accumulates one streamed chat completion into Responses output items, emitting events as it goes."""
 
-    def __init__(self, events: EventStream, first_output_index: int) -> None:
+    def __init__(self, events: EventStream, first_output_index: int, tools: ToolSet | None = None,
+                 annotators: list[Annotator] | None = None) -> None:
         self.events = events
+        self.tools = tools
+        self.annotators = annotators  # tools' citation hooks, applied to each finished output_text part
+        self.calls: list[ToolCall] = []  # this turn's tool calls, in the order the model started them
         self.next_index = first_output_index
         self.items: list[tuple[int, dict[str, Any]]] = []  # (output_index, finished item)
         self.finish_reason: str | None = None
@@ -150,6 +159,8 @@ class TurnAssembler:
         content_index = len(m.item["content"])
         if m.part_kind == "output_text":
             part = output_text_part(text, m.logprobs)
+            if self.annotators:
+                self._annotate(m, content_index, part)
             self.events.text_done(m.item["id"], m.output_index, content_index, text, m.logprobs)
         else:
             part = {"type": "refusal", "refusal": text}
@@ -157,6 +168,13 @@ class TurnAssembler:
         self.events.part_done(m.item["id"], m.output_index, content_index, part)
         m.item["content"].append(part)
         m.chunks, m.part_kind, m.logprobs = [], None, []
+
+    def _annotate(self, m: _Message, content_index: int, part: dict[str, Any]) -> None:
+        for annotator in self.annotators or ():
+            for annotation in annotator(part["text"]):
+                self.events.annotation_added(m.item["id"], m.output_index, content_index,
+                                             len(part["annotations"]), annotation)
+                part["annotations"].append(annotation)
 
     def _close_message(self, status: str) -> None:
         m = self._message
@@ -177,9 +195,9 @@ class TurnAssembler:
         call = self._by_index.get(index) if index is not None else (self._calls[-1] if self._calls else None)
         if call is None:
             return None
-        if call_id and call.item["call_id"] and call_id != call.item["call_id"]:
+        if call_id and call.call_id and call_id != call.call_id:
             return None
-        if index is None and name and call.item["name"]:
+        if index is None and name and call.name:
             return None
         return call
 
@@ -195,22 +213,29 @@ class TurnAssembler:
             if index is not None:
                 self._by_index[index] = call
         else:
-            if call_id and not call.item["call_id"]:
-                call.item["call_id"] = call_id
-            if name and not call.item["name"]:
-                call.item["name"] = name
-        if not call.announced and call.item["name"]:
-            if not call.item["call_id"]:
-                call.item["call_id"] = new_call_id()
-            call.announced = True
-            self.events.item_added(call.output_index, {**call.item, "arguments": ""})
+            if call_id and not call.call_id:
+                call.call_id = call_id
+            if name and not call.name:
+                call.name = name
+        if call.handler is None and call.name:
+            self._start(call)
             for earlier in call.chunks:
-                self.events.arguments_delta(call.item["id"], call.output_index, earlier)
+                call.handler.arguments_delta(self.events, earlier)  # type: ignore[union-attr]
         arguments = function.get("arguments")
         if arguments:
             call.chunks.append(arguments)
-            if call.announced:
-                self.events.arguments_delta(call.item["id"], call.output_index, arguments)
+            if call.handler is not None:
+                call.handler.arguments_delta(self.events, arguments)
+
+    def _start(self, call: _Call) -> None:
+        """The call's name is known: hand it to the tool that owns the name, which announces its item."""
+        call.name = call.name or "unknown_function"
+        call.call_id = call.call_id or new_call_id()
+        if self.tools is None:
+            call.handler = FunctionCall(None, call.name, call.call_id, call.output_index)
+        else:
+            call.handler = self.tools.start_call(call.name, call.call_id, call.output_index)
+        call.handler.announce(self.events)
 
     # -- finishing ------------------------------------------------------------------------------------
     def finish(self, incomplete: bool = False) -> list[dict[str, Any]]:
@@ -219,17 +244,13 @@ class TurnAssembler:
         self._close_reasoning()
         self._close_message(status)
         for call in self._calls:
-            if not call.announced:
-                call.item["name"] = call.item["name"] or "unknown_function"
-                call.item["call_id"] = call.item["call_id"] or new_call_id()
-                call.announced = True
-                self.events.item_added(call.output_index, {**call.item, "arguments": ""})
-            arguments = "".join(call.chunks)
-            call.item["arguments"] = arguments
-            call.item["status"] = status
-            self.events.arguments_done(call.item["id"], call.output_index, call.item["name"], arguments)
-            self.events.item_done(call.output_index, call.item)
-            self.items.append((call.output_index, call.item))
+            if call.handler is None:
+                self._start(call)
+            handler = call.handler
+            assert handler is not None
+            handler.close(self.events, "".join(call.chunks), incomplete)
+            self.items.append((call.output_index, handler.item))
+            self.calls.append(handler)
         self._calls, self._by_index = [], {}
         self.items.sort(key=lambda pair: pair[0])
         return [item for _, item in self.items]
