@@ -70,6 +70,34 @@ def rewrite_query(query: str) -> str:
     return " ".join(words) or query
 
 
+def parse_ranking(options: Any, param: str = "ranking_options") -> tuple[float, float, float]:
+    """`(score_threshold, embedding_weight, text_weight)` of `ranking_options`, checked."""
+    options = options or {}
+    if not isinstance(options, dict):
+        raise InvalidRequest(f"Invalid '{param}': expected an object.", param=param, code="invalid_type")
+    if options.get("ranker", "auto") not in RANKERS:
+        raise InvalidRequest(f"Invalid '{param}.ranker': expected one of {', '.join(RANKERS)}.",
+                             param=f"{param}.ranker", code="invalid_value")
+    threshold = options.get("score_threshold")
+    threshold = 0.0 if threshold is None else threshold
+    if not isinstance(threshold, int | float) or isinstance(threshold, bool) or not 0 <= threshold <= 1:
+        raise InvalidRequest(f"Invalid '{param}.score_threshold': expected a number between 0 and 1.",
+                             param=f"{param}.score_threshold", code="invalid_value")
+    weights = options.get("hybrid_search") or {}
+    if not isinstance(weights, dict):
+        raise InvalidRequest(f"Invalid '{param}.hybrid_search': expected an object.", param=f"{param}.hybrid_search",
+                             code="invalid_type")
+    try:
+        embedding_weight = float(weights.get("embedding_weight", 1.0))
+        text_weight = float(weights.get("text_weight", 1.0))
+    except (TypeError, ValueError):
+        embedding_weight = text_weight = -1.0
+    if embedding_weight < 0 or text_weight < 0 or embedding_weight + text_weight == 0:
+        raise InvalidRequest(f"Invalid '{param}.hybrid_search': weights must be non-negative numbers, not both 0.",
+                             param=f"{param}.hybrid_search", code="invalid_value")
+    return float(threshold), embedding_weight, text_weight
+
+
 class VectorStoreService:
     def __init__(self, repo: VectorStoreRepo, files: FileService, embedder: Embedder, worker: IngestWorker,
                  default_embedding_model: str) -> None:
@@ -326,24 +354,7 @@ class VectorStoreService:
             raise InvalidRequest("Invalid 'max_num_results': expected an integer between 1 and 50.",
                                  param="max_num_results", code="invalid_value")
         filters = validate_filters(body.get("filters"))
-        options = body.get("ranking_options") or {}
-        if not isinstance(options, dict):
-            raise InvalidRequest("Invalid 'ranking_options': expected an object.", param="ranking_options",
-                                 code="invalid_type")
-        ranker = options.get("ranker", "auto")
-        if ranker not in RANKERS:
-            raise InvalidRequest(f"Invalid 'ranking_options.ranker': expected one of {', '.join(RANKERS)}.",
-                                 param="ranking_options.ranker", code="invalid_value")
-        threshold = options.get("score_threshold", 0.0)
-        if not isinstance(threshold, int | float) or isinstance(threshold, bool) or not 0 <= threshold <= 1:
-            raise InvalidRequest("Invalid 'ranking_options.score_threshold': expected a number between 0 and 1.",
-                                 param="ranking_options.score_threshold", code="invalid_value")
-        weights = options.get("hybrid_search") or {}
-        embedding_weight = float(weights.get("embedding_weight", 1.0))
-        text_weight = float(weights.get("text_weight", 1.0))
-        if embedding_weight < 0 or text_weight < 0 or embedding_weight + text_weight == 0:
-            raise InvalidRequest("Invalid 'ranking_options.hybrid_search': weights must be non-negative and not both 0.",
-                                 param="ranking_options.hybrid_search", code="invalid_value")
+        threshold, embedding_weight, text_weight = parse_ranking(body.get("ranking_options"))
         mode = body.get("search_mode", "hybrid")  # extension: force one signal
         if mode not in SEARCH_MODES:
             raise InvalidRequest(f"Invalid 'search_mode': expected one of {', '.join(SEARCH_MODES)}.",
@@ -355,13 +366,26 @@ class VectorStoreService:
         if body.get("rewrite_query"):
             queries = [rewrite_query(q) for q in queries]
         hits = await self.search_rows(owner, store, queries, filters, k, embedding_weight, text_weight)
-        hits = [h for h in hits if h["score"] >= threshold]
-        names = await self.files.store.get_many(owner, list({h["file_id"] for h in hits}))
-        data = [{"file_id": h["file_id"], "filename": names[h["file_id"]].filename if h["file_id"] in names else "",
-                 "score": h["score"], "attributes": h["attributes"],
-                 "content": [{"type": "text", "text": h["text"]}]} for h in hits]
+        hits = await self._with_filenames(owner, [h for h in hits if h["score"] >= threshold])
+        data = [{"file_id": h["file_id"], "filename": h["filename"], "score": h["score"],
+                 "attributes": h["attributes"], "content": [{"type": "text", "text": h["text"]}]} for h in hits]
         return {"object": "vector_store.search_results.page", "search_query": queries, "data": data,
                 "has_more": False, "next_page": None}
+
+    async def _with_filenames(self, owner: str, hits: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        names = await self.files.store.get_many(owner, list({h["file_id"] for h in hits}))
+        return [{**h, "filename": names[h["file_id"]].filename if h["file_id"] in names else ""} for h in hits]
+
+    async def search_stores(self, owner: str, store_ids: list[str], queries: list[str], filters: dict | None,
+                            k: int, ranking_options: dict | None) -> list[dict[str, Any]]:
+        """The file_search tool's search: every query over every store (stores in parallel), the best `k`
+        hits overall, each with `file_id`, `filename`, `score`, `attributes`, `text`."""
+        threshold, embedding_weight, text_weight = parse_ranking(ranking_options)
+        stores = [await self._store_row(owner, store_id) for store_id in store_ids]
+        results = await asyncio.gather(*(self.search_rows(owner, store, queries, filters, k, embedding_weight,
+                                                          text_weight) for store in stores))
+        hits = sorted((h for rows in results for h in rows if h["score"] >= threshold), key=lambda h: -h["score"])
+        return await self._with_filenames(owner, hits[:k])
 
     async def search_rows(self, owner: str, store: Any, queries: list[str], filters: dict | None, k: int,
                           embedding_weight: float, text_weight: float) -> list[dict[str, Any]]:
