@@ -55,6 +55,8 @@ class RetrievalConfig(BaseModel):
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, description="Largest file POST /v1/files accepts (413 above).")
     ingest_concurrency: int = Field(default=1, description="Files one server process ingests at a time.")
     chunk_insert_batch: int = Field(default=256, description="Chunks per write transaction during ingestion.")
+    ingest_lease_seconds: float = Field(default=60.0, gt=0, description="How long a claimed file stays with its "
+                                        "process without a renewal; then any process takes it (PostgreSQL).")
 
 
 class ToolsConfig(BaseModel):

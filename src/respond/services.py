@@ -62,7 +62,8 @@ class Services:
         repo = VectorStoreRepo(self.db)
         embedder = Embedder(self.router)
         self.ingest = IngestWorker(repo, self.files, embedder, concurrency=retrieval.ingest_concurrency,
-                                   insert_batch=retrieval.chunk_insert_batch)
+                                   insert_batch=retrieval.chunk_insert_batch,
+                                   lease_seconds=retrieval.ingest_lease_seconds)
         self.vector_stores = VectorStoreService(repo, self.files, embedder, self.ingest, retrieval.embedding_model)
         await self.ingest.start()
 

@@ -40,13 +40,14 @@ class StoreMismatch(Exception):
 
 class IngestWorker:
     def __init__(self, repo: VectorStoreRepo, files: FileService, embedder: Embedder, *, concurrency: int = 1,
-                 insert_batch: int = 256, sweep_seconds: float = 60.0) -> None:
+                 insert_batch: int = 256, sweep_seconds: float = 60.0, lease_seconds: float = LEASE_SECONDS) -> None:
         self.repo = repo
         self.files = files
         self.embedder = embedder
         self.concurrency = concurrency
         self.insert_batch = insert_batch
         self.sweep_seconds = sweep_seconds
+        self.lease_seconds = lease_seconds
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -73,7 +74,7 @@ class IngestWorker:
     async def _run(self) -> None:
         while True:
             try:
-                job = await self.repo.claim(self.worker_id, LEASE_SECONDS)
+                job = await self.repo.claim(self.worker_id, self.lease_seconds)
             except Exception:
                 log.exception("ingest: claiming work failed")
                 job = None
@@ -124,9 +125,9 @@ class IngestWorker:
 
     async def _renew(self, store_id: str, file_id: str) -> None:
         while True:
-            await asyncio.sleep(LEASE_SECONDS / 3)
+            await asyncio.sleep(self.lease_seconds / 3)
             with contextlib.suppress(Exception):
-                await self.repo.renew(self.worker_id, store_id, file_id, LEASE_SECONDS)
+                await self.repo.renew(self.worker_id, store_id, file_id, self.lease_seconds)
 
     async def _index(self, job: Any) -> int:
         owner, store_id, file_id = job.owner, job.vector_store_id, job.file_id
@@ -146,7 +147,7 @@ class IngestWorker:
         usage = 0
         checked = False
         for start in range(0, len(chunks), self.insert_batch):
-            if not await self.repo.renew(self.worker_id, store_id, file_id, LEASE_SECONDS):
+            if not await self.repo.renew(self.worker_id, store_id, file_id, self.lease_seconds):
                 raise _Abandoned()
             batch = chunks[start:start + self.insert_batch]
             vectors = await self.embedder.embed(store.embedding_model, [t for t, _ in batch])
