@@ -51,6 +51,7 @@ class Services:
                        responses=ResponseService(router, ResponseStore(db), tool_env))
         await services._start_retrieval()
         tool_env.state["vector_stores"] = services.vector_stores  # for the file_search tool
+        tool_env.state["files"] = services.files  # input_file parts with a file_id
         return services
 
     async def _start_retrieval(self) -> None:

@@ -4,6 +4,7 @@ content, delete, expiry, the size limit (413) and bad input that leaves nothing 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 
@@ -116,3 +117,35 @@ def test_large_upload_round_trips(client: openai.OpenAI) -> None:
     created = client.files.create(file=("blob.bin", data, "application/octet-stream"), purpose="batch")
     assert created.bytes == len(data)
     assert hashlib.sha256(client.files.content(created.id).content).digest() == hashlib.sha256(data).digest()
+
+
+def test_input_file_by_id_reaches_the_model_as_text(client: openai.OpenAI, upstream) -> None:
+    from tests.support.retrieval import make_docx, make_pdf
+    from tests.support.upstream import reply
+
+    pdf = client.files.create(file=("report.pdf", make_pdf(["Quarterly revenue grew by 42 percent."])),
+                              purpose="user_data")
+    docx = client.files.create(file=("memo.docx", make_docx(["The launch moves to March."])), purpose="user_data")
+    upstream.script(reply("Revenue grew 42%."))
+    response = client.responses.create(model="up/scripted", input=[{"role": "user", "content": [
+        {"type": "input_text", "text": "Summarize the report."},
+        {"type": "input_file", "file_id": pdf.id}]}])
+    assert response.output_text == "Revenue grew 42%."
+    content = upstream.last_chat["messages"][0]["content"]
+    assert content[0] == {"type": "text", "text": "Summarize the report."}
+    assert "Quarterly revenue grew by 42 percent." in content[1]["text"] and "report.pdf" in content[1]["text"]
+    items = client.responses.input_items.list(response.id).data
+    assert items[0].content[1].file_id == pdf.id  # stored as sent: the reference, not the text
+
+    upstream.script(reply("ok"))
+    client.responses.create(model="up/scripted", input=[
+        {"type": "function_call", "call_id": "call_1", "name": "read_memo", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1",
+         "output": [{"type": "input_file", "file_id": docx.id}]}])
+    tool_message = upstream.last_chat["messages"][-1]
+    assert tool_message["role"] == "tool" and "The launch moves to March." in json.dumps(tool_message["content"])
+
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model="up/scripted", input=[{"role": "user", "content": [
+            {"type": "input_file", "file_id": "file-missing"}]}])
+    validate_error_envelope(err.value.response.json(), 400, code="file_not_found")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from respond.errors import InvalidRequest, NotFound, not_found
+from respond.files.resolve import has_file_refs, resolve_file_parts
 from respond.ids import new_id
 from respond.inference.router import Router
 from respond.responses import context, objects, tokens
@@ -23,6 +24,7 @@ from respond.responses.items import normalize_input
 from respond.responses.loop import ResponseRun, run_response
 from respond.responses.request import CreateResponseRequest
 from respond.responses.tools import ToolEnv, ToolRun, ToolSet
+from respond.storage.files_tables import DEFAULT_OWNER
 from respond.storage.responses_repo import ResponseStore, StoredResponse
 
 log = logging.getLogger("respond.responses")
@@ -89,7 +91,11 @@ class ResponseService:
         history = await self._history(req.previous_response_id, local)
         context_items = history + input_items
         check_tool_pairs(context_items)
-        messages = context.items_to_messages(context_items, req.instructions)
+        message_items = context_items
+        files = self.tool_env.state.get("files")
+        if files is not None and has_file_refs(context_items):  # input_file parts naming an uploaded file
+            message_items = await resolve_file_parts(context_items, files, DEFAULT_OWNER)
+        messages = context.items_to_messages(message_items, req.instructions)
         response = objects.new_response(req, response_id=new_id("response"), model=model_id, tools=tools.echo())
 
         max_tokens_field = provider.config.max_tokens_field

@@ -190,7 +190,7 @@ class VectorStoreService:
         return self._list(await self._store_objects(owner, rows), has_more)
 
     async def update(self, owner: str, store_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        row = await self._store_row(owner, store_id)
+        await self._store_row(owner, store_id)
         values: dict[str, Any] = {}
         if "name" in body:
             if body["name"] is not None and not isinstance(body["name"], str):
