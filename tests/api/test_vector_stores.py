@@ -268,3 +268,25 @@ def test_upstream_embedding_failure_fails_file_only(any_client: openai.OpenAI, u
     second = client.vector_stores.files.create(store.id, file_id=upload(client, "b.txt", b"beta text"))
     assert wait_for_file(client, store.id, second.id).status == "completed"
     assert client.vector_stores.search(store.id, query="beta").data[0].file_id == second.id
+
+
+def test_semantic_search_local_model(client: openai.OpenAI) -> None:
+    """The embedded all-MiniLM-L6-v2 (the default embedding model): meaning, not words, finds the chunk."""
+    texts = {"cats.txt": "Felines are independent pets that groom themselves and purr when content.",
+             "cars.txt": "The engine needs an oil change every ten thousand kilometres.",
+             "cake.txt": "Preheat the oven, then whisk eggs, sugar and flour into a smooth batter."}
+    ids = {name: upload(client, name, text.encode()) for name, text in texts.items()}
+    store = client.vector_stores.create(name="semantic", file_ids=list(ids.values()))
+    got = raw(client, "GET", f"vector_stores/{store.id}")
+    assert got["embedding_model"] == "local/all-minilm-l6-v2"
+    assert wait_for_store(client, store.id, timeout=300).file_counts.completed == 3
+    assert raw(client, "GET", f"vector_stores/{store.id}")["embedding_dimension"] == 384
+    for query, expected in [("which animal makes a good companion?", "cats.txt"),
+                            ("automobile maintenance", "cars.txt"), ("baking a dessert", "cake.txt")]:
+        vector = client.vector_stores.search(store.id, query=query, extra_body={"search_mode": "vector"})
+        assert vector.data[0].filename == expected, (query, vector.data)
+        hybrid = client.vector_stores.search(store.id, query=query)
+        assert hybrid.data[0].filename == expected
+    keyword = client.vector_stores.search(store.id, query="automobile maintenance",
+                                          extra_body={"search_mode": "keyword"})
+    assert keyword.data == []  # no shared word: only the embeddings find it

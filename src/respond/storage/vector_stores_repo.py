@@ -44,6 +44,10 @@ _b = vector_store_file_batches.c
 _k = vector_store_chunks.c
 
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
+STOPWORDS = frozenset(
+    "a an and are as at be by can could did do does for from has have how i in is it its many much of on or "
+    "please tell that the their there this to was what when where which who why will with would you your me "
+    "my about".split())
 
 
 def pack_vector(vector: list[float]) -> bytes:
@@ -331,6 +335,7 @@ class VectorStoreRepo:
     async def keyword_search(self, owner: str, store_id: str, query: str, filters: dict | None,
                              k: int) -> list[dict[str, Any]]:
         words = re.findall(r"\w+", query.lower())
+        words = [w for w in words if w not in STOPWORDS] or words  # "a", "the"... would match every chunk
         if not words:
             return []
         dialect = "postgresql" if self.pg else "sqlite"

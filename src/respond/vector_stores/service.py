@@ -17,16 +17,13 @@ from respond.errors import InvalidRequest, not_found
 from respond.files.chunking import resolve_strategy
 from respond.files.service import FileService, check_page
 from respond.storage.vector_filters import validate_filters
-from respond.storage.vector_stores_repo import VectorStoreRepo
+from respond.storage.vector_stores_repo import STOPWORDS, VectorStoreRepo
 from respond.vector_stores.embedder import Embedder
 from respond.vector_stores.ingest import IngestWorker
 
 RRF_K = 60
 RANKERS = ("auto", "default-2024-11-15", "none")
 SEARCH_MODES = ("hybrid", "vector", "keyword")
-_STOPWORDS = frozenset(
-    "a an and are as at be by can could did do does for from has have how i in is it many much of on or "
-    "please tell the to was what when where which who why will with would you me about".split())
 
 
 def _check_metadata(value: Any, param: str = "metadata") -> dict[str, str] | None:
@@ -66,7 +63,7 @@ def _store_expiry(value: Any) -> dict[str, Any] | None:
 
 def rewrite_query(query: str) -> str:
     """A keyword rewrite (no model call): lower case, question words and stop words dropped."""
-    words = [w for w in re.findall(r"\w+", query.lower()) if w not in _STOPWORDS]
+    words = [w for w in re.findall(r"\w+", query.lower()) if w not in STOPWORDS]
     return " ".join(words) or query
 
 
