@@ -226,18 +226,23 @@ class VectorStoreRepo:
         """Take one unclaimed (or lease-expired) in-progress attachment, or None."""
         now = time.time()
 
+        free = and_(_f.status == "in_progress", or_(_f.lease_until.is_(None), _f.lease_until < now))
+
         def run(conn: Connection) -> Any | None:
-            query = (select(vector_store_files).where(
-                _f.status == "in_progress", or_(_f.lease_until.is_(None), _f.lease_until < now))
-                .order_by(_f.seq).limit(1))
-            if self.pg:
-                query = query.with_for_update(skip_locked=True)
-            row = conn.execute(query).first()
-            if row is None:
-                return None
-            conn.execute(update(vector_store_files).where(_f.seq == row.seq).values(
-                lease_owner=worker, lease_until=now + lease_seconds, attempts=_f.attempts + 1))
-            return row
+            # The UPDATE re-checks the row is still free: on SQLite another process's writer may have taken
+            # it between this SELECT and our write (PostgreSQL's SKIP LOCKED already rules that out).
+            for _ in range(5):
+                query = select(vector_store_files).where(free).order_by(_f.seq).limit(1)
+                if self.pg:
+                    query = query.with_for_update(skip_locked=True)
+                row = conn.execute(query).first()
+                if row is None:
+                    return None
+                taken = conn.execute(update(vector_store_files).where(_f.seq == row.seq, free).values(
+                    lease_owner=worker, lease_until=now + lease_seconds, attempts=_f.attempts + 1)).rowcount
+                if taken:
+                    return row
+            return None
         return await self.db.write(run)
 
     async def renew(self, worker: str, store_id: str, file_id: str, lease_seconds: float) -> bool:
