@@ -131,3 +131,17 @@ def test_bad_tool_parameters(client: openai.OpenAI, bad: dict, param: str) -> No
     with pytest.raises(openai.BadRequestError) as err:
         client.responses.create(model="up/scripted", input="q", tools=[bad])
     validate_error_envelope(err.value.response.json(), 400, param=param)
+
+
+def test_several_stores_searched_together(any_client: openai.OpenAI, store, upstream) -> None:
+    store_id, pdf_id = store
+    other_file = any_client.files.create(file=("maverick_notes.txt", b"Maverick notes: 128 experts, verified."),
+                                         purpose="assistants").id
+    other = any_client.vector_stores.create(name="notes", file_ids=[other_file], extra_body=EMBED)
+    wait_for_store(any_client, other.id)
+    upstream.script(reply(tool_call("file_search", {"query": "Maverick 128 experts"})),
+                    reply(f"128 experts <|{pdf_id}|> <|{other_file}|>."))
+    response = create(any_client, model="up/scripted", input="q", include=["file_search_call.results"],
+                      tools=[{"type": "file_search", "vector_store_ids": [store_id, other.id]}])
+    assert {r.file_id for r in response.output[0].results} == {pdf_id, other_file}
+    assert [a.file_id for a in response.output[1].content[0].annotations] == [pdf_id, other_file]
