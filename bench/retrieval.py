@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from respond.config import Config, ProviderConfig, RetrievalConfig  # noqa: E402
 from respond.storage.engine import Database  # noqa: E402
-from respond.storage.files_tables import DEFAULT_OWNER, create_schema  # noqa: E402
+from respond.storage.files_tables import DEFAULT_OWNER  # noqa: E402
 from respond.storage.vector_stores_repo import VectorStoreRepo  # noqa: E402
 
 DIM = 384
@@ -106,7 +106,7 @@ async def search_latency(url: str, label: str, n: int, queries: int) -> None:
     from respond.vector_stores.service import VectorStoreService
 
     db = Database(url)
-    await db.write(create_schema)
+    await db.upgrade()
     repo = VectorStoreRepo(db)
     rng = random.Random(7)
     store_id = f"vs_bench_{n}"

@@ -5,17 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from respond.config import Config
+from respond.conversations import ConversationService
 from respond.files.blobs import LocalBlobStore
 from respond.files.service import FileService
 from respond.inference.factory import build_providers
 from respond.inference.router import Router
 from respond.recording.provider import RecordingProvider
 from respond.recording.recorder import Recorder
+from respond.responses.history import History
 from respond.responses.service import ResponseService
 from respond.responses.tools import ToolEnv
+from respond.storage.conversations_repo import ConversationStore
 from respond.storage.engine import Database
 from respond.storage.files_repo import FileStore
-from respond.storage.files_tables import create_schema as create_files_schema
 from respond.storage.responses_repo import ResponseStore
 from respond.storage.vector_stores_repo import VectorStoreRepo
 from respond.vector_stores.embedder import Embedder
@@ -30,6 +32,7 @@ class Services:
     recorder: Recorder
     router: Router
     responses: ResponseService
+    conversations: ConversationService
     files: FileService | None = None
     vector_stores: VectorStoreService | None = None
     ingest: IngestWorker | None = None
@@ -38,7 +41,7 @@ class Services:
     async def start(cls, config: Config) -> Services:
         config.data_path.mkdir(parents=True, exist_ok=True)
         db = Database(config.resolved_database_url())
-        await db.create_all()
+        await db.upgrade()  # migrations run on start
         recorder = Recorder.from_config(config)
         providers = build_providers(config)
         if recorder.mode != "live":
@@ -46,18 +49,20 @@ class Services:
                          for p in providers]
         router = Router(providers, config.default_model)
         await router.refresh()  # at start-up, outside any test id: discovery is recorded once
+        conversations = ConversationStore(db)
+        history = History(ResponseStore(db), conversations)
         tool_env = ToolEnv(config, recorder, router=router, db=db)
         services = cls(config=config, db=db, recorder=recorder, router=router,
-                       responses=ResponseService(router, ResponseStore(db), tool_env))
+                       responses=ResponseService(router, history.responses, history, tool_env),
+                       conversations=ConversationService(conversations))
         await services._start_retrieval()
         tool_env.state["vector_stores"] = services.vector_stores  # for the file_search tool
         tool_env.state["files"] = services.files  # input_file parts with a file_id
         return services
 
     async def _start_retrieval(self) -> None:
-        """Files, vector stores and the background ingestion worker."""
+        """Files, vector stores and the background ingestion worker (tables: migration 0003_files)."""
         retrieval = self.config.retrieval
-        await self.db.write(create_files_schema)  # until migration 0003_files
         self.files = FileService(FileStore(self.db), LocalBlobStore(self.config.data_path / "files"),
                                  max_bytes=retrieval.max_upload_bytes)
         repo = VectorStoreRepo(self.db)

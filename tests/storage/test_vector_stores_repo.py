@@ -12,7 +12,6 @@ import pytest
 
 from respond.storage import Database
 from respond.storage.files_repo import FileStore
-from respond.storage.files_tables import create_schema
 from respond.storage.vector_stores_repo import VectorStoreRepo
 
 STRATEGY = {"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}}
@@ -21,7 +20,7 @@ STRATEGY = {"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_ov
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url)
-    await database.write(create_schema)
+    await database.upgrade()
     yield database
     await database.close()
 
@@ -85,7 +84,7 @@ async def test_filters_run_inside_the_query(db: Database) -> None:
 
 async def test_claims_never_overlap_and_lost_leases_return(database_url: str) -> None:
     first, second = Database(database_url), Database(database_url)
-    await first.write(create_schema)
+    await first.upgrade()
     a, b = VectorStoreRepo(first), VectorStoreRepo(second)
     try:
         await make_store(a, "o", "vs")

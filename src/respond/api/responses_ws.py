@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 
 from respond import jsonutil
+from respond.api.owner import request_owner
 from respond.errors import APIError, InvalidRequest
 from respond.responses.events import EventStream
 from respond.responses.request import parse_create_request
@@ -38,7 +39,7 @@ _ENVELOPE = ("type", "stream_id", "stream")
 @router.websocket("/v1/responses")
 async def responses_socket(websocket: WebSocket) -> None:
     await websocket.accept()
-    await ResponsesConnection(websocket, websocket.app.state.services.responses).serve()
+    await ResponsesConnection(websocket, websocket.app.state.services.responses, request_owner(websocket)).serve()
 
 
 def error_event(exc: APIError, stream_id: str | None = None) -> dict[str, Any]:
@@ -61,9 +62,10 @@ def steer_failed_event(frame: dict[str, Any]) -> dict[str, Any]:
 class ResponsesConnection:
     """One client connection: reads frames, runs responses on their lanes, writes events."""
 
-    def __init__(self, websocket: WebSocket, service: ResponseService) -> None:
+    def __init__(self, websocket: WebSocket, service: ResponseService, owner: str) -> None:
         self.websocket = websocket
         self.service = service
+        self.owner = owner
         self.local = LocalResponses()
         self.lanes: dict[str | None, asyncio.Queue[dict[str, Any]]] = {}
         self.workers: list[asyncio.Task[None]] = []
@@ -142,7 +144,7 @@ class ResponsesConnection:
             body.pop("generate", None)
             req = parse_create_request(body)
             req.stream = True
-            prepared = await self.service.prepare(req, stream=True, local=self.local)
+            prepared = await self.service.prepare(req, stream=True, owner=self.owner, local=self.local)
         except APIError as exc:
             await self.send(error_event(exc, stream_id))
             return

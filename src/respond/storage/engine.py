@@ -26,13 +26,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, create_engine, event, func, insert, select
+from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from respond import jsonutil
-from respond.storage import tables
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -136,12 +135,36 @@ class Database:
         with self._sync_engine.begin() as conn:
             return fn(conn, *args, **kwargs)
 
-    async def create_all(self) -> None:
-        """Create missing tables and record the schema version (idempotent)."""
-        await self.write(_create_all)
+    async def upgrade(self) -> str | None:
+        """Bring the schema to the newest migration (idempotent; see `migrate.py`). Returns the revision."""
+        from respond.storage import migrate
 
-    async def schema_version(self) -> int | None:
-        return await self.read(lambda conn: conn.execute(select(func.max(tables.schema_version.c.version))).scalar())
+        if self._async_engine is not None:
+            async with self._async_engine.begin() as conn:
+                return await conn.run_sync(migrate.upgrade)
+        assert self._sync_engine is not None
+        if _is_sqlite_memory(self.url.database):  # one shared connection: migrate on it
+            return await self.write(migrate.upgrade)
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self._sqlite_upgrade)
+
+    def _sqlite_upgrade(self) -> str | None:
+        from respond.storage import migrate
+
+        assert self._sync_engine is not None
+        engine = migrate.sqlite_migration_engine(self._sync_engine.url)
+        try:
+            with engine.begin() as conn:
+                return migrate.upgrade(conn)
+        finally:
+            engine.dispose()
+
+    create_all = upgrade  # the name tests and tools used before migrations existed
+
+    async def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at."""
+        from respond.storage import migrate
+
+        return await self.read(migrate.current)
 
     async def close(self) -> None:
         """Finish queued work and close every pooled connection."""
@@ -158,9 +181,3 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
-
-
-def _create_all(conn: Connection) -> None:
-    tables.metadata.create_all(conn)
-    if conn.execute(select(func.count()).select_from(tables.schema_version)).scalar_one() == 0:
-        conn.execute(insert(tables.schema_version).values(version=tables.SCHEMA_VERSION))

@@ -1,4 +1,5 @@
-"""Tables of the Files and Vector Stores aggregates (created by Alembic migration `0003_files`).
+"""Tables of the Files and Vector Stores aggregates, at the head migration (`0003_files` creates them; these
+definitions live in the one `tables.metadata`, which `tables.py` imports this module into).
 
 Every row has an `owner` (one implicit owner, `DEFAULT_OWNER`, until auth is on) and every query filters by
 it. Lists page by `seq` (insertion order), which ids (random) and `created_at` (1 s) cannot give.
@@ -27,17 +28,18 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Table,
     Text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql.base import ischema_names as pg_ischema_names
 from sqlalchemy.types import UserDefinedType
 
-DEFAULT_OWNER = "default"
+from respond.storage.tables import DEFAULT_OWNER, metadata
 
-metadata = MetaData()
+__all__ = ["DEFAULT_OWNER", "files", "vector_store_chunks", "vector_store_file_batches", "vector_store_files",
+           "vector_stores"]
 
 _Seq = BigInteger().with_variant(Integer(), "sqlite")
 _Attributes = JSON().with_variant(JSONB(), "postgresql")
@@ -53,13 +55,14 @@ class _PgVector(UserDefinedType):
 
 
 Embedding = LargeBinary().with_variant(_PgVector(), "postgresql")
+pg_ischema_names["vector"] = _PgVector  # so reflection (schema comparisons) knows the type
 
 files = Table(
     "files",
     metadata,
     Column("seq", _Seq, primary_key=True, autoincrement=True),
     Column("id", String(), nullable=False, unique=True),
-    Column("owner", String(), nullable=False),
+    Column("owner", String(), nullable=False, server_default=DEFAULT_OWNER),
     Column("created_at", Integer, nullable=False),
     Column("expires_at", Integer, nullable=True),
     Column("filename", String(), nullable=False),
@@ -76,7 +79,7 @@ vector_stores = Table(
     metadata,
     Column("seq", _Seq, primary_key=True, autoincrement=True),
     Column("id", String(), nullable=False, unique=True),
-    Column("owner", String(), nullable=False),
+    Column("owner", String(), nullable=False, server_default=DEFAULT_OWNER),
     Column("created_at", Integer, nullable=False),
     Column("last_active_at", Integer, nullable=True),
     Column("name", String(), nullable=True),
@@ -94,7 +97,7 @@ vector_store_files = Table(
     Column("seq", _Seq, primary_key=True, autoincrement=True),
     Column("vector_store_id", String(), nullable=False),
     Column("file_id", String(), nullable=False),
-    Column("owner", String(), nullable=False),
+    Column("owner", String(), nullable=False, server_default=DEFAULT_OWNER),
     Column("created_at", Integer, nullable=False),
     Column("status", String(), nullable=False),  # in_progress | completed | failed | cancelled
     Column("last_error", JSON, nullable=True),
@@ -119,7 +122,7 @@ vector_store_file_batches = Table(
     Column("seq", _Seq, primary_key=True, autoincrement=True),
     Column("id", String(), nullable=False, unique=True),
     Column("vector_store_id", String(), nullable=False),
-    Column("owner", String(), nullable=False),
+    Column("owner", String(), nullable=False, server_default=DEFAULT_OWNER),
     Column("created_at", Integer, nullable=False),
     Column("cancelled", Integer, nullable=False, default=0),
 )
@@ -128,7 +131,7 @@ vector_store_chunks = Table(
     "vector_store_chunks",
     metadata,
     Column("seq", _Seq, primary_key=True, autoincrement=True),
-    Column("owner", String(), nullable=False),
+    Column("owner", String(), nullable=False, server_default=DEFAULT_OWNER),
     Column("vector_store_id", String(), nullable=False),
     Column("file_id", String(), nullable=False),
     Column("chunk_index", Integer, nullable=False),
@@ -139,27 +142,7 @@ vector_store_chunks = Table(
 )
 Index("ix_vector_store_chunks_store_file", vector_store_chunks.c.vector_store_id, vector_store_chunks.c.file_id)
 
-# DDL SQLAlchemy cannot express portably (run after the tables exist; idempotent).
-SQLITE_EXTRA_DDL = [
-    "CREATE VIRTUAL TABLE IF NOT EXISTS vector_store_chunks_fts USING fts5(text, tokenize='porter unicode61')",
-]
-POSTGRES_PRE_DDL = ["CREATE EXTENSION IF NOT EXISTS vector"]
-POSTGRES_EXTRA_DDL = [
-    "ALTER TABLE vector_store_chunks ADD COLUMN IF NOT EXISTS tsv tsvector "
-    "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED",
-    "CREATE INDEX IF NOT EXISTS ix_vector_store_chunks_tsv ON vector_store_chunks USING gin (tsv)",
-]
-
-
-def create_schema(conn: object) -> None:
-    """Create the tables and the extra DDL on `conn` (a sync SQLAlchemy Connection); idempotent. Used by the
-    migration and by tests that need the schema without the app."""
-    from sqlalchemy import text
-
-    dialect = conn.dialect.name  # type: ignore[attr-defined]
-    if dialect == "postgresql":
-        for ddl in POSTGRES_PRE_DDL:
-            conn.execute(text(ddl))  # type: ignore[attr-defined]
-    metadata.create_all(conn)  # type: ignore[arg-type]
-    for ddl in POSTGRES_EXTRA_DDL if dialect == "postgresql" else SQLITE_EXTRA_DDL:
-        conn.execute(text(ddl))  # type: ignore[attr-defined]
+# Made by migration 0003_files beside these tables, not described here (schema comparisons skip them):
+# SQLite: the FTS5 table `vector_store_chunks_fts` (+ its shadow tables); PostgreSQL: the `vector` extension,
+# the generated column `vector_store_chunks.tsv` and its GIN index `ix_vector_store_chunks_tsv`.
+NOT_IN_METADATA = ("vector_store_chunks_fts", "tsv", "ix_vector_store_chunks_tsv")
