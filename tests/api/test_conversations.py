@@ -11,7 +11,6 @@ import openai
 import pytest
 
 from respond import jsonutil
-
 from tests.support.conformance import validate_error_envelope, validate_response, validate_stream
 from tests.support.conversations import (
     validate_conversation,

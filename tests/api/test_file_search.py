@@ -145,3 +145,21 @@ def test_several_stores_searched_together(any_client: openai.OpenAI, store, upst
                       tools=[{"type": "file_search", "vector_store_ids": [store_id, other.id]}])
     assert {r.file_id for r in response.output[0].results} == {pdf_id, other_file}
     assert [a.file_id for a in response.output[1].content[0].annotations] == [pdf_id, other_file]
+
+
+def test_in_a_conversation(any_client: openai.OpenAI, store, upstream) -> None:
+    store_id, file_id = store
+    conversation = any_client.conversations.create()
+    upstream.script(reply(tool_call("file_search", {"query": "experts"})), reply(f"128 experts <|{file_id}|>."))
+    first = create(any_client, model="up/scripted", input="How many experts?", conversation=conversation.id,
+                   tools=[tool(store_id)], include=["file_search_call.results"])
+    assert first.status == "completed" and first.output[1].content[0].annotations[0].file_id == file_id
+    items = any_client.conversations.items.list(conversation.id, order="asc").data
+    assert [i.type for i in items] == ["message", "file_search_call", "message"]
+    upstream.script(reply("Still 128."))
+    second = create(any_client, model="up/scripted", input="Sure?", conversation=conversation.id,
+                    tools=[tool(store_id)])
+    assert second.output_text == "Still 128."
+    history = upstream.last_chat["messages"]
+    assert [m["role"] for m in history] == ["user", "assistant", "tool", "assistant", "user"]
+    assert "128 experts" in json.dumps(history[2]["content"])  # the kept results are replayed

@@ -17,8 +17,8 @@ from respond.cli import main as cli_main
 from respond.responses.history import History
 from respond.storage import Database, ResponseStore
 from respond.storage.conversations_repo import ConversationStore
-from respond.storage.migrate import head
 from respond.storage.files_tables import NOT_IN_METADATA
+from respond.storage.migrate import head
 from respond.storage.tables import DEFAULT_OWNER, metadata
 from tests.support.upstream import reply
 
