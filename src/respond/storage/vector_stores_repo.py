@@ -322,9 +322,11 @@ class VectorStoreRepo:
         params |= {"owner": owner, "vs": store_id, "k": k}
         if self.pg:
             params["q"] = _pg_vector(vector)
-            sql = ("SELECT c.seq, c.file_id, c.text, c.attributes, 1 - (c.embedding <=> CAST(:q AS vector)) AS score "
-                   "FROM vector_store_chunks c WHERE c.owner = :owner AND c.vector_store_id = :vs AND " + where +
-                   " ORDER BY c.embedding <=> CAST(:q AS vector) LIMIT :k")
+            # the query vector is parsed once (a CTE), not once per row as a cast in a generic plan would be
+            sql = ("WITH q AS MATERIALIZED (SELECT CAST(:q AS vector) AS v) "
+                   "SELECT c.seq, c.file_id, c.text, c.attributes, 1 - (c.embedding <=> q.v) AS score "
+                   "FROM vector_store_chunks c, q WHERE c.owner = :owner AND c.vector_store_id = :vs AND " + where +
+                   " ORDER BY c.embedding <=> q.v LIMIT :k")
             rows = await self.db.read(lambda conn: conn.execute(text(sql), params).all())
         else:
             params["q"] = pack_vector(vector)
