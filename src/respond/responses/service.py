@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from respond.errors import InvalidRequest, not_found
+from respond.errors import InvalidRequest, not_found, shorten
 from respond.files.resolve import has_file_refs, resolve_file_parts
 from respond.ids import new_id
 from respond.inference.router import Router
@@ -25,6 +25,7 @@ from respond.responses.items import normalize_input
 from respond.responses.loop import ResponseRun, run_response
 from respond.responses.request import CreateResponseRequest
 from respond.responses.tools import ToolEnv, ToolRun, ToolSet
+from respond.storage.conversations_repo import ConversationStore
 from respond.storage.responses_repo import ResponseStore, StoredResponse
 
 log = logging.getLogger("respond.responses")
@@ -55,19 +56,21 @@ class Prepared:
     local: LocalResponses | None
     owner: str
     history: TurnHistory
+    streamed: bool = True
     finished: bool = False
 
 
 class ResponseService:
-    def __init__(self, router: Router, store: ResponseStore, history: History,
+    def __init__(self, router: Router, store: ResponseStore, history: History | None = None,
                  tool_env: ToolEnv | None = None) -> None:
         self.router = router
         self.store = store
-        self.history = history
+        self.history = history or History(store, ConversationStore(store.db))
         self.tool_env = tool_env or ToolEnv.default()
         # Responses running right now (stored ones become retrievable before they finish, as with OpenAI;
         # kept in memory rather than written twice: the one write happens before the terminal event).
         self._running: dict[str, dict[str, Any]] = {}
+        self._running_owner: dict[str, str] = {}
 
     # -- create ----------------------------------------------------------------------------------------
     async def prepare(self, req: CreateResponseRequest, *, stream: bool, owner: str,
@@ -115,19 +118,20 @@ class ResponseService:
             settings = self.tool_env.config.tools
             run.tools = tools
             run.tool_run = ToolRun(env=self.tool_env, events=events, response=response, context_items=context_items,
-                                   include=frozenset(req.include or ()))
+                                   input_items=input_items, include=frozenset(req.include or ()))
             run.max_tool_calls = req.max_tool_calls
             run.parallel_tool_calls = req.parallel_tool_calls is not False
             run.max_rounds = settings.max_rounds
             run.concurrency = settings.concurrency
         prepared = Prepared(run=run, request=req, input_items=input_items, context_items=context_items,
-                            local=local, owner=owner, history=history)
+                            local=local, owner=owner, history=history, streamed=stream)
         run.persist = lambda: self._finish(prepared)  # the loop stores the response before its terminal event
         return prepared
 
     async def _history(self, req: CreateResponseRequest, local: LocalResponses | None, owner: str) -> TurnHistory:
         return await self.history.load(owner, previous_id=req.previous_response_id,
-                                       conversation_id=conversation_param(req), local=local, running=self._running)
+                                       conversation_id=conversation_param(req), local=local,
+                                       running=self._running_owner)
 
     async def stream(self, prepared: Prepared) -> AsyncIterator[list[Event]]:
         """Run a prepared response, yielding its events in batches; it is stored however the run ends.
@@ -137,6 +141,7 @@ class ResponseService:
         response = prepared.run.response
         if response["store"]:
             self._running[response["id"]] = response
+            self._running_owner[response["id"]] = prepared.owner
         try:
             async with contextlib.aclosing(run_response(prepared.run)) as batches:
                 async for batch in batches:
@@ -148,11 +153,20 @@ class ResponseService:
                     response["status"] = "cancelled"
                 await asyncio.shield(self._finish(prepared))
             self._running.pop(response["id"], None)
+            self._running_owner.pop(response["id"], None)
 
     async def create(self, prepared: Prepared) -> dict[str, Any]:
-        """Run a prepared response to its end and return the final response object."""
+        """Run a prepared response to its end and return the final response object.
+
+        When the upstream rejected the request before any output (a 4xx: invalid image, bad parameter), that
+        error is raised instead (the client gets its status and an OpenAI envelope, and, as with OpenAI, no
+        response is created: none is stored).
+        """
         async for _ in self.stream(prepared):
             pass
+        if prepared.run.rejected():
+            assert prepared.run.failure is not None
+            raise prepared.run.failure
         return prepared.run.response
 
     async def _finish(self, prepared: Prepared) -> None:
@@ -164,7 +178,8 @@ class ResponseService:
             elif not response["store"]:
                 prepared.local.keep(StoredResponse(response=response, input_items=prepared.input_items,
                                                    context_items=prepared.context_items))
-        if response["store"] or prepared.history.conversation_id is not None:
+        if (response["store"] or prepared.history.conversation_id is not None) and (
+                prepared.streamed or not prepared.run.rejected()):
             await self._save(prepared)
         if log.isEnabledFor(logging.INFO):
             usage = response["usage"] or {}
@@ -184,7 +199,7 @@ class ResponseService:
     # -- read / delete ------------------------------------------------------------------------------------
     async def get(self, response_id: str, *, owner: str) -> dict[str, Any]:
         running = self._running.get(response_id)
-        if running is not None:
+        if running is not None and self._running_owner.get(response_id) == owner:
             return objects.snapshot(running)
         stored = await self.store.get(response_id, owner=owner)
         if stored is None:
@@ -222,9 +237,13 @@ class ResponseService:
         return {"object": "response.input_tokens", "input_tokens": count}
 
     async def compact(self, req: CreateResponseRequest, *, owner: str) -> dict[str, Any]:
-        """Summarize the chain into one opaque `compaction` item (see `compact.py`)."""
+        """Summarize the chain into one opaque `compaction` item (see `compact.py`). `model` is required."""
+        if not req.model:
+            raise InvalidRequest("Missing required parameter: 'model'.", param="model",
+                                 code="missing_required_parameter")
         provider, upstream_model = await self.router.aresolve(req.model)
-        return await compact_items(provider, upstream_model, await self._items_for(req, owner))
+        return await compact_items(provider, upstream_model, await self._items_for(req, owner), req.instructions,
+                                   req.prompt_cache_key)
 
 
 def check_tool_pairs(items: list[dict[str, Any]]) -> None:
@@ -232,8 +251,8 @@ def check_tool_pairs(items: list[dict[str, Any]]) -> None:
     calls = {i["call_id"] for i in items if i["type"] == "function_call"}
     outputs = {i["call_id"] for i in items if i["type"] == "function_call_output"}
     for call_id in outputs - calls:
-        raise InvalidRequest(f"No tool call found for function call output with call_id {call_id}.",
+        raise InvalidRequest(f"No tool call found for function call output with call_id {shorten(call_id)}.",
                              param="input", code="invalid_value")
     for call_id in calls - outputs:
-        raise InvalidRequest(f"No tool output found for function call {call_id}.", param="input",
+        raise InvalidRequest(f"No tool output found for function call {shorten(call_id)}.", param="input",
                              code="invalid_value")
