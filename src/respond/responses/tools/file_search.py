@@ -20,7 +20,6 @@ from respond.errors import APIError, InvalidRequest
 from respond.ids import new_id
 from respond.responses.tools import Tool, ToolCall, ToolEnv, ToolResult, ToolRun, item_kind, tool_kind
 from respond.responses.tools.base import InvalidArguments
-from respond.storage.files_tables import DEFAULT_OWNER
 from respond.storage.vector_filters import validate_filters
 from respond.vector_stores.service import parse_ranking
 
@@ -103,7 +102,7 @@ class FileSearchCall(ToolCall):
             service = run.env.state.get("vector_stores")
             if service is None:
                 raise APIError("File search is not available on this server.")
-            hits = await service.search_stores(DEFAULT_OWNER, tool.store_ids, queries, tool.filters,
+            hits = await service.search_stores(run.owner, tool.store_ids, queries, tool.filters,
                                                tool.max_results, tool.ranking)
         except (InvalidArguments, APIError) as exc:
             self.item["status"] = "failed"
