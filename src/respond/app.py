@@ -10,10 +10,11 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from respond import __version__, ids
-from respond.api import chat, conversations, embeddings, files, models, responses, responses_ws, vector_stores
+from respond.api import chat, conversations, embeddings, files, models, openapi, responses, responses_ws, vector_stores
 from respond.api.errors import install_error_handlers
 from respond.config import Config, load_config
 from respond.recording import context as recording_context
+from respond.redact import redactor
 from respond.services import Services
 
 log = logging.getLogger("respond")
@@ -42,6 +43,7 @@ class TestIdMiddleware:
 
 def create_app(config: Config | None = None) -> FastAPI:
     config = config or load_config()
+    redactor.register_config(config)  # no provider key reaches a client, the database or a log line
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,9 +58,11 @@ def create_app(config: Config | None = None) -> FastAPI:
 
     app = FastAPI(title="Respond", version=__version__, lifespan=lifespan, docs_url="/docs",
                   redoc_url=None)
+    app.state.max_request_bytes = config.max_request_bytes  # read_json and WebSocket frames enforce it
     install_error_handlers(app)
     for module in (responses, responses_ws, conversations, chat, embeddings, models, files, vector_stores):
         app.include_router(module.router)
+    openapi.install(app)  # the request-body schemas the handlers' read_json hides from FastAPI
 
     @app.get("/health")
     async def health() -> dict[str, str]:
