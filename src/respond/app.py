@@ -10,7 +10,17 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from respond import __version__, ids
-from respond.api import chat, conversations, embeddings, files, models, openapi, responses, responses_ws, vector_stores
+from respond.api import (
+    chat,
+    conversations,
+    embeddings,
+    files,
+    models,
+    openapi,
+    responses,
+    responses_ws,
+    vector_stores,
+)
 from respond.api.errors import install_error_handlers
 from respond.config import Config, load_config
 from respond.recording import context as recording_context
