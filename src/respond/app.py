@@ -10,7 +10,17 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from respond import __version__, ids
-from respond.api import chat, conversations, embeddings, models, openapi, responses, responses_ws
+from respond.api import (
+    chat,
+    conversations,
+    embeddings,
+    files,
+    models,
+    openapi,
+    responses,
+    responses_ws,
+    vector_stores,
+)
 from respond.api.errors import install_error_handlers
 from respond.config import Config, load_config
 from respond.recording import context as recording_context
@@ -60,7 +70,7 @@ def create_app(config: Config | None = None) -> FastAPI:
                   redoc_url=None)
     app.state.max_request_bytes = config.max_request_bytes  # read_json and WebSocket frames enforce it
     install_error_handlers(app)
-    for module in (responses, responses_ws, conversations, chat, embeddings, models):
+    for module in (responses, responses_ws, conversations, chat, embeddings, models, files, vector_stores):
         app.include_router(module.router)
     openapi.install(app)  # the request-body schemas the handlers' read_json hides from FastAPI
 

@@ -67,6 +67,16 @@ class RecordingConfig(BaseModel):
     dir: str | None = Field(default=None, description="Where recordings live; default <data_dir>/recordings.")
 
 
+class RetrievalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    embedding_model: str = Field(default="local/all-minilm-l6-v2", description="Embedding model of new vector "
+                                 "stores (a store keeps the model it was created with), e.g. openai/text-embedding-3-small.")
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, description="Largest file POST /v1/files accepts (413 above).")
+    ingest_concurrency: int = Field(default=1, description="Files one server process ingests at a time.")
+    chunk_insert_batch: int = Field(default=256, description="Chunks per write transaction during ingestion.")
+    ingest_lease_seconds: float = Field(default=60.0, gt=0, description="How long a claimed file stays with its "
+                                        "process without a renewal; then any process takes it (PostgreSQL).")
 WebSearchProviderType = Literal["searxng", "tavily", "brave"]
 WEB_SEARCH_URLS = {"tavily": "https://api.tavily.com", "brave": "https://api.search.brave.com"}
 WEB_SEARCH_ENV = (("searxng", "SEARXNG_URL"), ("tavily", "TAVILY_API_KEY"), ("brave", "BRAVE_API_KEY"))
@@ -149,6 +159,7 @@ class Config(BaseModel):
         "accepted, in bytes; a larger one is answered 413 without being read whole.")
     providers: list[ProviderConfig] = Field(default_factory=list)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     web_search: WebSearchConfig = Field(default_factory=WebSearchConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     mcp: MCPConfig = Field(default_factory=MCPConfig)

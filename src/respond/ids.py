@@ -23,6 +23,7 @@ PREFIXES = {
     "item": "item",
     "file": "file",
     "vector_store": "vs",
+    "vector_store_file_batch": "vsfb",
     "conversation": "conv",
     "chat": "chatcmpl",
     # server-side tool items (OpenAI's prefixes)

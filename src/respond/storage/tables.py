@@ -93,3 +93,6 @@ conversation_items = Table(
 )
 
 Index("ix_conversation_items_item_id", conversation_items.c.conversation_id, conversation_items.c.id)
+
+# Files and vector stores (migration 0003_files) live in their own module, in this same metadata.
+from respond.storage import files_tables  # noqa: E402,F401

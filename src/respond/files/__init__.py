@@ -1,0 +1,1 @@
+"""Files: uploads streamed into a `BlobStore`, their rows in the `files` table (`FileService`)."""

@@ -1,0 +1,1 @@
+"""Vector stores: the service (stores, attached files, batches, search) and background ingestion."""
