@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from respond.config import ConfigError, load_config
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_until_serving
 from tests.support.upstream import reply
 
 RESPOND = [sys.executable, "-m", "respond.cli"]
@@ -44,16 +44,7 @@ def test_serve_command_serves_the_sdk(tmp_path: Path, upstream) -> None:
     proc = subprocess.Popen([*RESPOND, "serve", "--config", str(config), "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.stdout.read()
-            assert time.monotonic() < deadline, "respond serve did not come up"
-            time.sleep(0.1)
+        wait_until_serving(f"http://127.0.0.1:{port}", proc, log=proc.stdout.read)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none")
         upstream.script(reply("from the CLI"))
         r = client.responses.create(model="up/scripted", input="hi")
@@ -290,15 +281,7 @@ def test_an_echoed_key_stays_out_of_the_served_answers_and_logs(tmp_path: Path, 
                             env={**os.environ, "UPSTREAM_URL": upstream.base_url, "UPSTREAM_KEY": key},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until_serving(f"http://127.0.0.1:{port}", proc, log=proc.stdout.read)
         upstream.script(error(401, f"Incorrect API key provided: Bearer {key}"),
                         error(401, f"Incorrect API key provided: Bearer {key}"))
         answered = httpx.post(f"http://127.0.0.1:{port}/v1/responses", json={"model": "up/scripted", "input": "x"})

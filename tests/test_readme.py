@@ -16,14 +16,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_until_serving
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 DOC_URL = "http://127.0.0.1:8321"
@@ -86,16 +84,7 @@ def zero_config_server(tmp_path_factory: pytest.TempPathFactory):
                             stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (data / "server.log").read_text()
-            assert time.monotonic() < deadline, "respond serve did not come up"
-            time.sleep(0.2)
+        wait_until_serving(url, proc, timeout=90, log=(data / "server.log").read_text)
         yield url, env
     finally:
         proc.send_signal(signal.SIGTERM)

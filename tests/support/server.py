@@ -67,6 +67,25 @@ class RunningServer:
         self.thread.join(timeout=15)
 
 
+def wait_until_serving(url: str, proc: Any, *, timeout: float = 60, log: Any = None) -> None:
+    """Wait for a `respond serve` subprocess (a `subprocess.Popen`) to answer GET {url}/health; fail the test
+    with its output (`log`: a callable returning it) if it exits or does not come up in `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            pytest.fail(f"respond serve exited ({proc.returncode}): {log() if log else ''}")
+        if time.monotonic() > deadline:
+            proc.kill()  # so that reading its output cannot block
+            proc.wait(timeout=10)
+            pytest.fail(f"respond serve did not come up in {timeout} s: {log() if log else ''}")
+        time.sleep(0.1)
+
+
 def start_server(config: Config) -> RunningServer:
     port = free_port()
     config.host, config.port = "127.0.0.1", port

@@ -13,13 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 import yaml
 
 from respond.files.chunking import chunk_text
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_until_serving
 from tests.support.upstream import delay
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -39,16 +38,7 @@ class Subprocess:
         self.proc = subprocess.Popen([sys.executable, "-m", "respond.cli", "serve", "--config", str(config_path),
                                       "--port", str(self.port), "--log-format", "text"],
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert self.proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
+        wait_until_serving(f"http://127.0.0.1:{self.port}", self.proc, log=log.read_text)
         self.client = openai.OpenAI(base_url=f"http://127.0.0.1:{self.port}/v1", api_key="x", max_retries=0)
 
     def kill(self) -> None:
