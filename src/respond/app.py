@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from respond import __version__, ids
-from respond.api import chat, embeddings, models, responses, responses_ws
+from respond.api import chat, conversations, embeddings, models, responses, responses_ws
 from respond.api.errors import install_error_handlers
 from respond.config import Config, load_config
 from respond.recording import context as recording_context
@@ -57,7 +57,7 @@ def create_app(config: Config | None = None) -> FastAPI:
     app = FastAPI(title="Respond", version=__version__, lifespan=lifespan, docs_url="/docs",
                   redoc_url=None)
     install_error_handlers(app)
-    for module in (responses, responses_ws, chat, embeddings, models):
+    for module in (responses, responses_ws, conversations, chat, embeddings, models):
         app.include_router(module.router)
 
     @app.get("/health")

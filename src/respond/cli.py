@@ -1,4 +1,4 @@
-"""The `respond` command: serve, models, recordings."""
+"""The `respond` command: serve, models, db, recordings."""
 
 from __future__ import annotations
 
@@ -53,6 +53,25 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    from respond.storage.engine import Database
+    from respond.storage.migrate import head
+
+    config = _load(args)
+
+    async def run() -> str | None:
+        config.data_path.mkdir(parents=True, exist_ok=True)
+        db = Database(config.resolved_database_url())
+        try:
+            return await (db.upgrade() if args.action == "upgrade" else db.schema_revision())
+        finally:
+            await db.close()
+
+    revision = asyncio.run(run())
+    print(f"{revision or '(empty)'}\t{'head' if revision == head() else 'behind ' + head()}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "recordings":
@@ -70,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     models = sub.add_parser("models", help="list the models the configured providers serve")
     _config_args(models)
     models.set_defaults(func=cmd_models)
+    db = sub.add_parser("db", help="the database schema: `upgrade` it to the newest migration (also done "
+                                   "on start), or show the `current` revision")
+    db.add_argument("action", choices=["upgrade", "current"])
+    _config_args(db)
+    db.set_defaults(func=cmd_db)
     sub.add_parser("recordings", help="list, show, find, diff, prune and re-normalize recordings "
                                       "(respond recordings --help)")
     args = parser.parse_args(argv)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from respond.config import Config
+from respond.conversations import ConversationService
 from respond.inference.factory import build_providers
 from respond.inference.router import Router
 from respond.recording.provider import RecordingProvider
 from respond.recording.recorder import Recorder
+from respond.responses.history import History
 from respond.responses.service import ResponseService
 from respond.responses.tools import ToolEnv
+from respond.storage.conversations_repo import ConversationStore
 from respond.storage.engine import Database
 from respond.storage.responses_repo import ResponseStore
 
@@ -22,12 +25,13 @@ class Services:
     recorder: Recorder
     router: Router
     responses: ResponseService
+    conversations: ConversationService
 
     @classmethod
     async def start(cls, config: Config) -> Services:
         config.data_path.mkdir(parents=True, exist_ok=True)
         db = Database(config.resolved_database_url())
-        await db.create_all()
+        await db.upgrade()  # migrations run on start
         recorder = Recorder.from_config(config)
         providers = build_providers(config)
         if recorder.mode != "live":
@@ -35,9 +39,12 @@ class Services:
                          for p in providers]
         router = Router(providers, config.default_model)
         await router.refresh()  # at start-up, outside any test id: discovery is recorded once
+        conversations = ConversationStore(db)
+        history = History(ResponseStore(db), conversations)
         return cls(config=config, db=db, recorder=recorder, router=router,
-                   responses=ResponseService(router, ResponseStore(db),
-                                             ToolEnv(config, recorder, router=router, db=db)))
+                   responses=ResponseService(router, history.responses, history,
+                                             ToolEnv(config, recorder, router=router, db=db)),
+                   conversations=ConversationService(conversations))
 
     async def close(self) -> None:
         await self.router.aclose()

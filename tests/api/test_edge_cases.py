@@ -9,6 +9,7 @@ import pytest
 
 from respond.responses.request import parse_create_request
 from respond.services import Services
+from respond.storage.tables import DEFAULT_OWNER
 from tests.support.conformance import validate_error_envelope
 from tests.support.server import make_config, scripted_provider
 from tests.support.upstream import reply
@@ -53,12 +54,13 @@ async def test_a_client_gone_before_the_first_event_leaves_a_cancelled_response(
     try:
         upstream.script(reply("never read"))
         prepared = await services.responses.prepare(
-            parse_create_request({"model": "up/scripted", "input": "x", "stream": True}), stream=True)
+            parse_create_request({"model": "up/scripted", "input": "x", "stream": True}), stream=True,
+            owner=DEFAULT_OWNER)
         batches = services.responses.stream(prepared)
         first = await anext(batches)
         assert [e["type"] for e in first] == ["response.created", "response.in_progress"]
         await batches.aclose()  # the client went away while the first frames were being written
-        stored = await services.responses.get(prepared.run.response["id"])
+        stored = await services.responses.get(prepared.run.response["id"], owner=DEFAULT_OWNER)
         assert stored["status"] == "cancelled"
     finally:
         await services.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import openai
 import pytest
 from agents import (
     Agent,
@@ -259,12 +258,21 @@ async def test_session_replays_history_as_input(model, upstream) -> None:
     session.close()
 
 
-async def test_unsupported_conversation_id_is_a_clear_400(model, upstream) -> None:
+async def test_conversation_id_keeps_the_history_on_the_server(model, aclient, upstream) -> None:
+    """`Runner.run(conversation_id=...)`: the SDK sends only the new input; Respond prepends the
+    conversation's items and appends each turn to it."""
     agent = Agent(name="chat", model=model)
-    with pytest.raises(openai.BadRequestError) as err:
-        await Runner.run(agent, "hi", conversation_id="conv_123", run_config=RUN)
-    assert err.value.code == "unsupported_parameter" and err.value.param == "conversation"
-    assert not upstream.chat_bodies
+    conversation = await aclient.conversations.create()
+    upstream.script(reply("Hi Ada."), reply("Your name is Ada."))
+    await Runner.run(agent, "I am Ada.", conversation_id=conversation.id, run_config=RUN)
+    result = await Runner.run(agent, "What is my name?", conversation_id=conversation.id, run_config=RUN)
+    assert result.final_output == "Your name is Ada."
+    assert upstream.chat_bodies[1]["messages"] == [
+        {"role": "user", "content": "I am Ada."},
+        {"role": "assistant", "content": "Hi Ada."},
+        {"role": "user", "content": "What is my name?"}]
+    items = await aclient.conversations.items.list(conversation.id, order="asc")
+    assert [(i.type, i.role) for i in items.data] == [("message", "user"), ("message", "assistant")] * 2
 
 
 async def test_reasoning_items_round_trip(model, upstream) -> None:

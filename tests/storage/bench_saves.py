@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from respond.storage import Database, ResponseStore
+from respond.storage.tables import DEFAULT_OWNER as OWNER
 from tests.support.pg import start_cluster
 
 
@@ -39,12 +40,12 @@ async def bench(url: str, n: int) -> tuple[float, float]:
     store = ResponseStore(db)
     payloads = [sample(k) for k in range(n)]
     for k in range(20):  # warm the pool and the statement cache
-        await store.save(*sample(n + k))
+        await store.save(*sample(n + k), owner=OWNER)
     cpu, wall = time.process_time(), time.perf_counter()
     for payload in payloads:
-        await store.save(*payload)
+        await store.save(*payload, owner=OWNER)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    assert len((await store.list(limit=n + 100)).data) == n + 20
+    assert len((await store.list(owner=OWNER, limit=n + 100)).data) == n + 20
     await db.close()
     return cpu, wall
 

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 
 from respond.storage import Database, ResponseStore
+from respond.storage.tables import DEFAULT_OWNER as OWNER
 from tests.support.pg import PgCluster
 
 
@@ -15,9 +16,9 @@ async def test_schema_urls_are_isolated_and_dropped(pg_cluster: PgCluster):
     try:
         for db in (first, second):
             await db.create_all()
-        await ResponseStore(first).save({"id": "resp_only_in_a", "created_at": 1, "output": []}, [], [])
-        assert await ResponseStore(second).get("resp_only_in_a") is None
-        assert (await ResponseStore(first).get("resp_only_in_a")) is not None
+        await ResponseStore(first).save({"id": "resp_only_in_a", "created_at": 1, "output": []}, [], owner=OWNER)
+        assert await ResponseStore(second).get("resp_only_in_a", owner=OWNER) is None
+        assert (await ResponseStore(first).get("resp_only_in_a", owner=OWNER)) is not None
         assert await first.read(lambda conn: conn.exec_driver_sql("SELECT current_schema()").scalar()) == name_a
         # dropping cuts the connections still open in the pool, removes the tables and the role
         pg_cluster.drop_schema(name_a)
@@ -26,8 +27,8 @@ async def test_schema_urls_are_isolated_and_dropped(pg_cluster: PgCluster):
         assert pg_cluster.admin.fetchval(f"SELECT count(*) FROM pg_roles WHERE rolname = '{name_a}'") == 0
         for _ in range(2):  # the pooled connection was terminated; a new one is refused: the role is gone
             with pytest.raises(DBAPIError):
-                await ResponseStore(first).get("resp_only_in_a")
-        assert (await ResponseStore(second).list()).data == []
+                await ResponseStore(first).get("resp_only_in_a", owner=OWNER)
+        assert (await ResponseStore(second).list(owner=OWNER)).data == []
     finally:
         await first.close()
         await second.close()

@@ -6,12 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from respond.errors import InvalidRequest, NotFound
 from respond.storage import Database, Page, ResponseStore, StoredResponse
-from respond.storage.tables import responses, schema_version
+from respond.storage.migrate import head
+from respond.storage.tables import DEFAULT_OWNER as OWNER
+from respond.storage.tables import responses
 
 
 def make_response(rid: str, *, created_at: float = 1_700_000_000, model: str = "local/smollm2-135m",
@@ -56,7 +58,7 @@ async def collect(store: ResponseStore, **kwargs) -> tuple[list[str], list[Page]
     pages: list[Page] = []
     after = None
     while True:
-        page = await store.list(after=after, **kwargs)
+        page = await store.list(owner=OWNER, after=after, **kwargs)
         pages.append(page)
         ids += [r["id"] for r in page.data]
         if not page.has_more:
@@ -67,12 +69,10 @@ async def collect(store: ResponseStore, **kwargs) -> tuple[list[str], list[Page]
 
 # -- schema -------------------------------------------------------------------------------------------------
 
-async def test_create_all_is_idempotent_and_records_schema_version(db: Database):
-    await db.create_all()
-    await db.create_all()
-    assert await db.schema_version() == 1
-    rows = await db.read(lambda conn: conn.execute(select(func.count()).select_from(schema_version)).scalar_one())
-    assert rows == 1
+async def test_create_all_is_idempotent_and_records_the_revision(db: Database):
+    assert await db.create_all() == head()
+    assert await db.upgrade() == head()
+    assert await db.schema_revision() == head()
     assert db.dialect in ("sqlite", "postgresql")
 
 
@@ -105,14 +105,14 @@ async def test_write_is_a_transaction(db: Database, store: ResponseStore):
 
     with pytest.raises(RuntimeError):
         await db.write(insert_two_then_fail, True)
-    assert await store.get("resp_tx1") is None and await store.get("resp_tx2") is None
+    assert await store.get("resp_tx1", owner=OWNER) is None and await store.get("resp_tx2", owner=OWNER) is None
     await db.write(insert_two_then_fail, fail=False)
-    assert (await store.get("resp_tx2")).response == {"id": "resp_tx2"}
+    assert (await store.get("resp_tx2", owner=OWNER)).response == {"id": "resp_tx2"}
     # a failing single statement (duplicate id) leaves the row as it was
     with pytest.raises(IntegrityError):
         await db.write_one(lambda conn: conn.execute(insert(responses).values(
             id="resp_tx1", created_at=2.0, response={}, input_items=[], context_items=[])))
-    assert (await store.get("resp_tx1")).response == {"id": "resp_tx1"}
+    assert (await store.get("resp_tx1", owner=OWNER)).response == {"id": "resp_tx1"}
 
 
 @pytest.mark.parametrize("url", ["sqlite+aiosqlite://", "sqlite+aiosqlite:///:memory:"])
@@ -121,9 +121,9 @@ async def test_in_memory_sqlite(url: str):
     try:
         await database.create_all()
         store = ResponseStore(database)
-        await store.save(make_response("resp_mem"), items("i1"), [])
-        assert (await store.get("resp_mem")).input_items == items("i1")
-        assert [r["id"] for r in (await store.list()).data] == ["resp_mem"]
+        await store.save(make_response("resp_mem"), items("i1"), owner=OWNER)
+        assert (await store.get("resp_mem", owner=OWNER)).input_items == items("i1")
+        assert [r["id"] for r in (await store.list(owner=OWNER)).data] == ["resp_mem"]
     finally:
         await database.close()
 
@@ -132,7 +132,7 @@ async def test_plain_sqlite_url(tmp_path):
     database = Database(f"sqlite:///{tmp_path / 'plain.db'}")
     try:
         await database.create_all()
-        assert database.dialect == "sqlite" and await database.schema_version() == 1
+        assert database.dialect == "sqlite" and await database.schema_revision() == head()
     finally:
         await database.close()
 
@@ -156,9 +156,9 @@ async def test_save_and_get_roundtrip_unicode_and_nested(store: ResponseStore):
     inputs = items("msg_in_1") + [{"type": "function_call_output", "id": "fco_1", "call_id": "call_1",
                                    "output": "{\"temp\": \"22 °C\"}"}]
     context = items("msg_old") + inputs
-    await store.save(response, inputs, context)
+    await store.save(response, inputs, context, owner=OWNER)
 
-    got = await store.get("resp_uni")
+    got = await store.get("resp_uni", owner=OWNER)
     assert isinstance(got, StoredResponse)
     assert got.response == response
     assert list(got.response) == list(response)  # key order survives
@@ -168,14 +168,14 @@ async def test_save_and_get_roundtrip_unicode_and_nested(store: ResponseStore):
 
 
 async def test_get_unknown_returns_none(store: ResponseStore):
-    assert await store.get("resp_missing") is None
+    assert await store.get("resp_missing", owner=OWNER) is None
 
 
 async def test_index_columns_are_filled(store: ResponseStore, db: Database):
-    await store.save(make_response("resp_a", created_at=1_700_000_123, conversation={"id": "conv_1"}), [], [])
+    await store.save(make_response("resp_a", created_at=1_700_000_123, conversation={"id": "conv_1"}), [], owner=OWNER)
     await store.save(make_response("resp_b", previous="resp_a", model="openai/gpt-4o", status="incomplete",
-                                   conversation="conv_2"), [], [])
-    await store.save({"id": "resp_c", "model": None, "output": []}, [], [])  # bare: created_at defaults to now
+                                   conversation="conv_2"), [], owner=OWNER)
+    await store.save({"id": "resp_c", "model": None, "output": []}, [], owner=OWNER)  # bare: created_at defaults to now
     rows = await db.read(lambda conn: {r.id: r for r in conn.execute(select(responses)).all()})
     a, b, c = rows["resp_a"], rows["resp_b"], rows["resp_c"]
     assert (a.created_at, a.model, a.status, a.previous_response_id, a.conversation_id) == (
@@ -187,31 +187,31 @@ async def test_index_columns_are_filled(store: ResponseStore, db: Database):
 
 
 async def test_upsert_replaces_document_and_keeps_list_position(store: ResponseStore):
-    await store.save(make_response("resp_1", status="in_progress", output=[]), items("msg_1"), items("msg_1"))
-    await store.save(make_response("resp_2"), [], [])
+    await store.save(make_response("resp_1", status="in_progress", output=[]), items("msg_1"), items("msg_1"), owner=OWNER)
+    await store.save(make_response("resp_2"), [], owner=OWNER)
     done = make_response("resp_1", status="completed")
-    await store.save(done, items("msg_1", "msg_1b"), items("msg_0", "msg_1"))
+    await store.save(done, items("msg_1", "msg_1b"), items("msg_0", "msg_1"), owner=OWNER)
 
-    got = await store.get("resp_1")
+    got = await store.get("resp_1", owner=OWNER)
     assert got is not None
     assert got.response == done
     assert [i["id"] for i in got.input_items] == ["msg_1", "msg_1b"]
     assert [i["id"] for i in got.context_items] == ["msg_0", "msg_1"]
-    page = await store.list(order="asc")
+    page = await store.list(owner=OWNER, order="asc")
     assert [r["id"] for r in page.data] == ["resp_1", "resp_2"]
     assert page.data[0]["status"] == "completed"
 
 
 async def test_delete(store: ResponseStore):
-    await store.save(make_response("resp_1"), items("msg_1"), [])
-    await store.save(make_response("resp_2"), [], [])
-    assert await store.delete("resp_1") is True
-    assert await store.get("resp_1") is None
-    assert await store.delete("resp_1") is False
-    assert await store.delete("resp_never") is False
-    assert [r["id"] for r in (await store.list()).data] == ["resp_2"]
+    await store.save(make_response("resp_1"), items("msg_1"), owner=OWNER)
+    await store.save(make_response("resp_2"), [], owner=OWNER)
+    assert await store.delete("resp_1", owner=OWNER) is True
+    assert await store.get("resp_1", owner=OWNER) is None
+    assert await store.delete("resp_1", owner=OWNER) is False
+    assert await store.delete("resp_never", owner=OWNER) is False
+    assert [r["id"] for r in (await store.list(owner=OWNER)).data] == ["resp_2"]
     with pytest.raises(NotFound):
-        await store.list_input_items("resp_1")
+        await store.list_input_items("resp_1", owner=OWNER)
 
 
 # -- list -----------------------------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ async def seed_list(store: ResponseStore) -> list[str]:
     spec = [("resp_g", 100, "m1"), ("resp_c", 100, "m2"), ("resp_a", 100, "m1"), ("resp_f", 101, "m1"),
             ("resp_b", 102, "m2"), ("resp_e", 102, "m1"), ("resp_d", 103, "m1")]
     for rid, created, model in spec:
-        await store.save(make_response(rid, created_at=created, model=model), [], [])
+        await store.save(make_response(rid, created_at=created, model=model), [], owner=OWNER)
     return [rid for rid, _, _ in spec]
 
 
@@ -235,7 +235,7 @@ async def test_list_desc_pagination(store: ResponseStore):
     assert (pages[1].first_id, pages[1].last_id) == ("resp_f", "resp_c")
     assert (pages[2].first_id, pages[2].last_id) == ("resp_g", "resp_g")
     # default order is desc and default limit (20) takes everything
-    page = await store.list()
+    page = await store.list(owner=OWNER)
     assert [r["id"] for r in page.data] == created[::-1] and page.has_more is False
     assert page.data[0] == make_response("resp_d", created_at=103, model="m1")
 
@@ -246,11 +246,11 @@ async def test_list_asc_pagination(store: ResponseStore):
     assert ids == created
     assert [p.has_more for p in pages] == [True, True, True, False]
     # an exact multiple of the page size: the last full page says has_more=False
-    page = await store.list(limit=7, order="asc")
+    page = await store.list(owner=OWNER, limit=7, order="asc")
     assert len(page.data) == 7 and page.has_more is False
-    page = await store.list(after="resp_e", order="asc")
+    page = await store.list(owner=OWNER, after="resp_e", order="asc")
     assert [r["id"] for r in page.data] == ["resp_d"] and page.has_more is False
-    page = await store.list(after="resp_d", order="asc")
+    page = await store.list(owner=OWNER, after="resp_d", order="asc")
     assert page == Page(data=[], has_more=False, first_id=None, last_id=None)
 
 
@@ -261,26 +261,26 @@ async def test_list_model_filter(store: ResponseStore):
     assert [p.has_more for p in pages] == [True, True, False]
     ids, _ = await collect(store, limit=1, model="m2", order="asc")
     assert ids == ["resp_c", "resp_b"]
-    assert (await store.list(model="nope")).data == []
+    assert (await store.list(owner=OWNER, model="nope")).data == []
     # a cursor from another model still positions the page
-    page = await store.list(after="resp_b", model="m1")
+    page = await store.list(owner=OWNER, after="resp_b", model="m1")
     assert [r["id"] for r in page.data] == ["resp_f", "resp_a", "resp_g"]
 
 
 async def test_list_empty_and_unknown_cursor(store: ResponseStore):
-    assert await store.list() == Page(data=[], has_more=False, first_id=None, last_id=None)
+    assert await store.list(owner=OWNER) == Page(data=[], has_more=False, first_id=None, last_id=None)
     await seed_list(store)
     with pytest.raises(NotFound) as err:
-        await store.list(after="resp_zzz")
+        await store.list(owner=OWNER, after="resp_zzz")
     assert err.value.param == "after" and err.value.status_code == 404
 
 
 async def test_list_rejects_bad_arguments(store: ResponseStore):
     with pytest.raises(InvalidRequest) as err:
-        await store.list(order="sideways")
+        await store.list(owner=OWNER, order="sideways")
     assert err.value.param == "order"
     with pytest.raises(InvalidRequest) as err:
-        await store.list(limit=0)
+        await store.list(owner=OWNER, limit=0)
     assert err.value.param == "limit"
 
 
@@ -288,52 +288,52 @@ async def test_list_rejects_bad_arguments(store: ResponseStore):
 
 async def test_list_input_items(store: ResponseStore):
     inputs = items("i1", "i2", "i3", "i4", "i5")
-    await store.save(make_response("resp_1"), inputs, items("old") + inputs)
+    await store.save(make_response("resp_1"), inputs, items("old") + inputs, owner=OWNER)
 
-    page = await store.list_input_items("resp_1")
+    page = await store.list_input_items("resp_1", owner=OWNER)
     assert [i["id"] for i in page.data] == ["i5", "i4", "i3", "i2", "i1"]
     assert (page.has_more, page.first_id, page.last_id) == (False, "i5", "i1")
     assert page.data[0] == inputs[4]
 
-    page = await store.list_input_items("resp_1", limit=2)
+    page = await store.list_input_items("resp_1", owner=OWNER, limit=2)
     assert [i["id"] for i in page.data] == ["i5", "i4"] and page.has_more
-    page = await store.list_input_items("resp_1", limit=2, after=page.last_id)
+    page = await store.list_input_items("resp_1", owner=OWNER, limit=2, after=page.last_id)
     assert [i["id"] for i in page.data] == ["i3", "i2"] and page.has_more
-    page = await store.list_input_items("resp_1", limit=2, after=page.last_id)
+    page = await store.list_input_items("resp_1", owner=OWNER, limit=2, after=page.last_id)
     assert [i["id"] for i in page.data] == ["i1"] and not page.has_more
 
-    page = await store.list_input_items("resp_1", order="asc", limit=3)
+    page = await store.list_input_items("resp_1", owner=OWNER, order="asc", limit=3)
     assert [i["id"] for i in page.data] == ["i1", "i2", "i3"] and page.has_more
-    page = await store.list_input_items("resp_1", order="asc", after="i3")
+    page = await store.list_input_items("resp_1", owner=OWNER, order="asc", after="i3")
     assert [i["id"] for i in page.data] == ["i4", "i5"] and not page.has_more
 
     # before: the items just before the cursor, in list order
-    page = await store.list_input_items("resp_1", order="asc", before="i5", limit=2)
+    page = await store.list_input_items("resp_1", owner=OWNER, order="asc", before="i5", limit=2)
     assert [i["id"] for i in page.data] == ["i3", "i4"] and page.has_more
-    page = await store.list_input_items("resp_1", order="asc", before="i3", limit=2)
+    page = await store.list_input_items("resp_1", owner=OWNER, order="asc", before="i3", limit=2)
     assert [i["id"] for i in page.data] == ["i1", "i2"] and not page.has_more
-    page = await store.list_input_items("resp_1", before="i2")  # desc
+    page = await store.list_input_items("resp_1", owner=OWNER, before="i2")  # desc
     assert [i["id"] for i in page.data] == ["i5", "i4", "i3"] and not page.has_more
-    page = await store.list_input_items("resp_1", order="asc", after="i1", before="i5", limit=2)
+    page = await store.list_input_items("resp_1", owner=OWNER, order="asc", after="i1", before="i5", limit=2)
     assert [i["id"] for i in page.data] == ["i2", "i3"] and page.has_more
-    page = await store.list_input_items("resp_1", order="asc", after="i4", before="i2")
+    page = await store.list_input_items("resp_1", owner=OWNER, order="asc", after="i4", before="i2")
     assert page == Page(data=[], has_more=False, first_id=None, last_id=None)
 
 
 async def test_list_input_items_unknown_ids(store: ResponseStore):
-    await store.save(make_response("resp_1"), items("i1"), [])
-    await store.save(make_response("resp_empty"), [], [])
+    await store.save(make_response("resp_1"), items("i1"), owner=OWNER)
+    await store.save(make_response("resp_empty"), [], owner=OWNER)
     with pytest.raises(NotFound) as err:
-        await store.list_input_items("resp_nope")
+        await store.list_input_items("resp_nope", owner=OWNER)
     assert err.value.param == "response_id"
     for param in ("after", "before"):
         with pytest.raises(NotFound) as err:
-            await store.list_input_items("resp_1", **{param: "i_nope"})
+            await store.list_input_items("resp_1", owner=OWNER, **{param: "i_nope"})
         assert err.value.param == param
-    assert await store.list_input_items("resp_empty") == Page(data=[], has_more=False, first_id=None,
+    assert await store.list_input_items("resp_empty", owner=OWNER) == Page(data=[], has_more=False, first_id=None,
                                                               last_id=None)
     with pytest.raises(InvalidRequest):
-        await store.list_input_items("resp_1", order="up")
+        await store.list_input_items("resp_1", owner=OWNER, order="up")
 
 
 # -- concurrency ----------------------------------------------------------------------------------------------
@@ -343,17 +343,17 @@ async def test_concurrent_saves_reads_and_deletes(store: ResponseStore):
 
     async def one(k: int) -> None:
         rid = f"resp_{k:04d}"
-        await store.save(make_response(rid, status="in_progress", output=[]), items(f"m{k}"), [])
-        assert (await store.get(rid)) is not None
-        await store.save(make_response(rid, created_at=1_700_000_000 + k % 7), items(f"m{k}"), [])
+        await store.save(make_response(rid, status="in_progress", output=[]), items(f"m{k}"), owner=OWNER)
+        assert (await store.get(rid, owner=OWNER)) is not None
+        await store.save(make_response(rid, created_at=1_700_000_000 + k % 7), items(f"m{k}"), owner=OWNER)
         if k % 10 == 0:
-            assert await store.delete(rid)
+            assert await store.delete(rid, owner=OWNER)
 
     await asyncio.gather(*(one(k) for k in range(n)))
     ids, _ = await collect(store, limit=100)
     assert len(ids) == n - n // 10 == len(set(ids))
     for rid in ids:
-        got = await store.get(rid)
+        got = await store.get(rid, owner=OWNER)
         assert got is not None and got.response["status"] == "completed"
         assert got.input_items == items(f"m{int(rid[5:])}")
 
@@ -366,9 +366,9 @@ async def test_two_sqlite_engines_on_one_file_do_not_lock(tmp_path):
         await first.create_all()
         await second.create_all()
         stores = [ResponseStore(first), ResponseStore(second)]
-        await asyncio.gather(*(stores[k % 2].save(make_response(f"resp_{k}"), items(f"m{k}"), [])
+        await asyncio.gather(*(stores[k % 2].save(make_response(f"resp_{k}"), items(f"m{k}"), owner=OWNER)
                                for k in range(120)))
-        page = await stores[1].list(limit=200)
+        page = await stores[1].list(owner=OWNER, limit=200)
         assert len(page.data) == 120
     finally:
         await first.close()

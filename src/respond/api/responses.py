@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 
 from respond.api.http import JSON, EventStreamResponse, cancel_on_disconnect, read_json, sse_frame
+from respond.api.owner import request_owner
 from respond.errors import InvalidRequest
 from respond.responses.request import (
     COMPACT_PARAMETERS,
@@ -38,7 +39,7 @@ async def _body(request: Request, parameters: frozenset[str] = CREATE_PARAMETERS
 async def create_response(request: Request) -> Any:
     req = await _body(request)
     service = _service(request)
-    prepared = await service.prepare(req, stream=bool(req.stream))
+    prepared = await service.prepare(req, stream=bool(req.stream), owner=request_owner(request))
     if req.stream:
         return EventStreamResponse(_sse(service, prepared))
     return JSON(await cancel_on_disconnect(request, service.create(prepared)))
@@ -56,19 +57,19 @@ async def _sse(service: ResponseService, prepared: Prepared) -> AsyncIterator[by
 @router.post("/v1/responses/compact")
 async def compact_response(request: Request) -> JSON:
     req = await _body(request, COMPACT_PARAMETERS)
-    return JSON(await cancel_on_disconnect(request, _service(request).compact(req)))
+    return JSON(await cancel_on_disconnect(request, _service(request).compact(req, owner=request_owner(request))))
 
 
 @router.post("/v1/responses/input_tokens")
 async def count_input_tokens(request: Request) -> JSON:
     req = await _body(request, INPUT_TOKENS_PARAMETERS)
-    return JSON(await _service(request).count_input_tokens(req))
+    return JSON(await _service(request).count_input_tokens(req, owner=request_owner(request)))
 
 
 @router.get("/v1/responses")
 async def list_responses(request: Request, after: str | None = None, limit: Limit = 20,
                          order: Order = "desc", model: str | None = None) -> JSON:
-    return JSON(await _service(request).list(after=after, limit=limit, order=order, model=model))
+    return JSON(await _service(request).list(owner=request_owner(request), after=after, limit=limit, order=order, model=model))
 
 
 @router.get("/v1/responses/{response_id}")
@@ -76,17 +77,17 @@ async def get_response(request: Request, response_id: str, stream: bool = False)
     if stream:
         raise InvalidRequest("Streaming a stored response is only available for background responses.",
                              param="stream", code="unsupported_parameter")
-    return JSON(await _service(request).get(response_id))
+    return JSON(await _service(request).get(response_id, owner=request_owner(request)))
 
 
 @router.delete("/v1/responses/{response_id}")
 async def delete_response(request: Request, response_id: str) -> JSON:
-    return JSON(await _service(request).delete(response_id))
+    return JSON(await _service(request).delete(response_id, owner=request_owner(request)))
 
 
 @router.post("/v1/responses/{response_id}/cancel")
 async def cancel_response(request: Request, response_id: str) -> JSON:
-    await _service(request).get(response_id)  # 404 for unknown ids
+    await _service(request).get(response_id, owner=request_owner(request))  # 404 for unknown ids
     raise InvalidRequest("Only background responses can be cancelled.", param="response_id",
                          code="not_background")
 
@@ -95,5 +96,5 @@ async def cancel_response(request: Request, response_id: str) -> JSON:
 async def list_input_items(request: Request, response_id: str, after: str | None = None,
                            before: str | None = None, limit: Limit = 20,
                            order: Order = "desc", include: Annotated[list[str] | None, Query()] = None) -> JSON:
-    return JSON(await _service(request).input_items(response_id, after=after, before=before, limit=limit,
+    return JSON(await _service(request).input_items(response_id, owner=request_owner(request), after=after, before=before, limit=limit,
                                                     order=order))

@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 
 from respond import jsonutil
+from respond.api.owner import request_owner
 from respond.errors import APIError, InvalidRequest, shorten
 from respond.responses.events import EventStream
 from respond.responses.request import parse_create_request
@@ -40,7 +41,8 @@ _ENVELOPE = ("type", "stream_id", "stream")
 async def responses_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     services = websocket.app.state.services
-    await ResponsesConnection(websocket, services.responses, services.config.strict_parameters).serve()
+    await ResponsesConnection(websocket, services.responses, request_owner(websocket),
+                              services.config.strict_parameters).serve()
 
 
 def error_event(exc: APIError, stream_id: str | None = None) -> dict[str, Any]:
@@ -63,9 +65,10 @@ def steer_failed_event(frame: dict[str, Any]) -> dict[str, Any]:
 class ResponsesConnection:
     """One client connection: reads frames, runs responses on their lanes, writes events."""
 
-    def __init__(self, websocket: WebSocket, service: ResponseService, strict: bool = True) -> None:
+    def __init__(self, websocket: WebSocket, service: ResponseService, owner: str, strict: bool = True) -> None:
         self.websocket = websocket
         self.service = service
+        self.owner = owner
         self.strict = strict  # unknown parameters are a 400 (config strict_parameters)
         self.local = LocalResponses()
         self.lanes: dict[str | None, asyncio.Queue[dict[str, Any]]] = {}
@@ -145,7 +148,7 @@ class ResponsesConnection:
             body.pop("generate", None)
             req = parse_create_request(body, strict=self.strict)
             req.stream = True
-            prepared = await self.service.prepare(req, stream=True, local=self.local)
+            prepared = await self.service.prepare(req, stream=True, owner=self.owner, local=self.local)
         except APIError as exc:
             # a continuation that fails validation evicts what it continued, as one that fails running does
             previous = body.get("previous_response_id")

@@ -13,16 +13,18 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from respond.errors import InvalidRequest, NotFound, not_found, shorten
+from respond.errors import InvalidRequest, not_found
 from respond.ids import new_id
 from respond.inference.router import Router
 from respond.responses import context, objects, tokens
 from respond.responses.compact import compact_items
 from respond.responses.events import Event, EventStream
+from respond.responses.history import History, TurnHistory, conversation_param
 from respond.responses.items import normalize_input
 from respond.responses.loop import ResponseRun, run_response
 from respond.responses.request import CreateResponseRequest
 from respond.responses.tools import ToolEnv, ToolRun, ToolSet
+from respond.storage.conversations_repo import ConversationStore
 from respond.storage.responses_repo import ResponseStore, StoredResponse
 
 log = logging.getLogger("respond.responses")
@@ -51,21 +53,26 @@ class Prepared:
     input_items: list[dict[str, Any]]
     context_items: list[dict[str, Any]]
     local: LocalResponses | None
+    owner: str
+    history: TurnHistory
     streamed: bool = True
     finished: bool = False
 
 
 class ResponseService:
-    def __init__(self, router: Router, store: ResponseStore, tool_env: ToolEnv | None = None) -> None:
+    def __init__(self, router: Router, store: ResponseStore, history: History | None = None,
+                 tool_env: ToolEnv | None = None) -> None:
         self.router = router
         self.store = store
+        self.history = history or History(store, ConversationStore(store.db))
         self.tool_env = tool_env or ToolEnv.default()
         # Responses running right now (stored ones become retrievable before they finish, as with OpenAI;
         # kept in memory rather than written twice: the one write happens before the terminal event).
         self._running: dict[str, dict[str, Any]] = {}
+        self._running_owner: dict[str, str] = {}
 
     # -- create ----------------------------------------------------------------------------------------
-    async def prepare(self, req: CreateResponseRequest, *, stream: bool,
+    async def prepare(self, req: CreateResponseRequest, *, stream: bool, owner: str,
                       local: LocalResponses | None = None) -> Prepared:
         if req.background:
             raise InvalidRequest("Background responses are not supported by this server yet.", param="background",
@@ -73,9 +80,7 @@ class ResponseService:
         if req.prompt is not None:
             raise InvalidRequest("Stored prompt templates are not supported by this server; send 'instructions' "
                                  "and 'input' instead.", param="prompt", code="unsupported_parameter")
-        if req.conversation is not None:
-            raise InvalidRequest("Conversations are not supported by this server yet; use previous_response_id.",
-                                 param="conversation", code="unsupported_parameter")
+        conversation_id = conversation_param(req)
         provider, upstream_model = await self.router.aresolve(req.model)
         model_id = f"{provider.id}/{upstream_model}"
         if self.router.is_embedding_model(model_id):
@@ -84,14 +89,16 @@ class ResponseService:
         response_format = context.response_format(req)  # validated before anything runs
         tools = ToolSet.build(req.tools, req.tool_choice, self.tool_env)
         input_items = normalize_input(req.input)
-        if not input_items and not req.previous_response_id:
+        if not input_items and not req.previous_response_id and not conversation_id:
             raise InvalidRequest("Missing required parameter: 'input'.", param="input",
                                  code="missing_required_parameter")
-        history = await self._history(req.previous_response_id, local)
-        context_items = history + input_items
+        history = await self._history(req, local, owner)
+        context_items = history.items + input_items
         check_tool_pairs(context_items)
         messages = context.items_to_messages(context_items, req.instructions)
         response = objects.new_response(req, response_id=new_id("response"), model=model_id, tools=tools.echo())
+        if conversation_id is not None:
+            response["conversation"] = {"id": conversation_id}
 
         max_tokens_field = provider.config.max_tokens_field
 
@@ -112,24 +119,13 @@ class ResponseService:
             run.max_rounds = settings.max_rounds
             run.concurrency = settings.concurrency
         prepared = Prepared(run=run, request=req, input_items=input_items, context_items=context_items,
-                            local=local, streamed=stream)
+                            local=local, owner=owner, history=history, streamed=stream)
         run.persist = lambda: self._finish(prepared)  # the loop stores the response before its terminal event
         return prepared
 
-    async def _history(self, previous_id: str | None, local: LocalResponses | None) -> list[dict[str, Any]]:
-        if not previous_id:
-            return []
-        stored = local.items.get(previous_id) if local is not None else None
-        if stored is None:
-            stored = await self.store.get(previous_id)
-        if stored is None and previous_id in self._running:
-            raise InvalidRequest(f"Previous response with id '{shorten(previous_id)}' is still in progress; continue it "
-                                 "once it has finished.", param="previous_response_id",
-                                 code="previous_response_in_progress")
-        if stored is None:
-            raise NotFound(f"Previous response with id '{shorten(previous_id)}' not found.", param="previous_response_id",
-                           code="previous_response_not_found")
-        return stored.context_items + stored.response["output"]
+    async def _history(self, req: CreateResponseRequest, local: LocalResponses | None, owner: str) -> TurnHistory:
+        return await self.history.load(owner, previous_id=req.previous_response_id,
+                                       conversation_id=conversation_param(req), local=local, running=self._running_owner)
 
     async def stream(self, prepared: Prepared) -> AsyncIterator[list[Event]]:
         """Run a prepared response, yielding its events in batches; it is stored however the run ends.
@@ -139,6 +135,7 @@ class ResponseService:
         response = prepared.run.response
         if response["store"]:
             self._running[response["id"]] = response
+            self._running_owner[response["id"]] = prepared.owner
         try:
             async with contextlib.aclosing(run_response(prepared.run)) as batches:
                 async for batch in batches:
@@ -150,6 +147,7 @@ class ResponseService:
                     response["status"] = "cancelled"
                 await asyncio.shield(self._finish(prepared))
             self._running.pop(response["id"], None)
+            self._running_owner.pop(response["id"], None)
 
     async def create(self, prepared: Prepared) -> dict[str, Any]:
         """Run a prepared response to its end and return the final response object.
@@ -174,7 +172,8 @@ class ResponseService:
             elif not response["store"]:
                 prepared.local.keep(StoredResponse(response=response, input_items=prepared.input_items,
                                                    context_items=prepared.context_items))
-        if response["store"] and (prepared.streamed or not prepared.run.rejected()):
+        if (response["store"] or prepared.history.conversation_id is not None) \
+                and (prepared.streamed or not prepared.run.rejected()):
             await self._save(prepared)
         if log.isEnabledFor(logging.INFO):
             usage = response["usage"] or {}
@@ -186,56 +185,58 @@ class ResponseService:
     async def _save(self, prepared: Prepared) -> None:
         response = prepared.run.response
         try:
-            await self.store.save(response, prepared.input_items, prepared.context_items)
+            await self.history.record(prepared.owner, response, prepared.input_items, prepared.context_items,
+                                      prepared.history)
         except Exception:
             log.exception("could not store response %s", response["id"])
 
     # -- read / delete ------------------------------------------------------------------------------------
-    async def get(self, response_id: str) -> dict[str, Any]:
+    async def get(self, response_id: str, *, owner: str) -> dict[str, Any]:
         running = self._running.get(response_id)
-        if running is not None:
+        if running is not None and self._running_owner.get(response_id) == owner:
             return objects.snapshot(running)
-        stored = await self.store.get(response_id)
+        stored = await self.store.get(response_id, owner=owner)
         if stored is None:
             raise not_found("Response", response_id, param="response_id")
         return stored.response
 
-    async def delete(self, response_id: str) -> dict[str, Any]:
-        if not await self.store.delete(response_id):
+    async def delete(self, response_id: str, *, owner: str) -> dict[str, Any]:
+        if not await self.store.delete(response_id, owner=owner):
             raise not_found("Response", response_id, param="response_id")
         return {"id": response_id, "object": "response.deleted", "deleted": True}
 
-    async def list(self, *, after: str | None, limit: int, order: str, model: str | None) -> dict[str, Any]:
-        return (await self.store.list(after=after, limit=limit, order=order, model=model)).to_dict()
+    async def list(self, *, owner: str, after: str | None, limit: int, order: str,
+                   model: str | None) -> dict[str, Any]:
+        return (await self.store.list(owner=owner, after=after, limit=limit, order=order, model=model)).to_dict()
 
-    async def input_items(self, response_id: str, *, after: str | None, before: str | None, limit: int,
-                          order: str) -> dict[str, Any]:
-        return (await self.store.list_input_items(response_id, after=after, before=before, limit=limit,
-                                                  order=order)).to_dict()
+    async def input_items(self, response_id: str, *, owner: str, after: str | None, before: str | None,
+                          limit: int, order: str) -> dict[str, Any]:
+        return (await self.store.list_input_items(response_id, owner=owner, after=after, before=before,
+                                                  limit=limit, order=order)).to_dict()
 
     # -- compact and count ----------------------------------------------------------------------------------
-    async def _items_for(self, req: CreateResponseRequest) -> list[dict[str, Any]]:
-        items = await self._history(req.previous_response_id, None) + normalize_input(req.input)
+    async def _items_for(self, req: CreateResponseRequest, owner: str) -> list[dict[str, Any]]:
+        items = (await self._history(req, None, owner)).items + normalize_input(req.input)
         if not items:
             raise InvalidRequest("Nothing to work on: give 'input' or 'previous_response_id'.", param="input",
                                  code="missing_required_parameter")
         return items
 
-    async def count_input_tokens(self, req: CreateResponseRequest) -> dict[str, Any]:
+    async def count_input_tokens(self, req: CreateResponseRequest, *, owner: str) -> dict[str, Any]:
         await self.router.aresolve(req.model)
-        items = await self._items_for(req)
+        items = await self._items_for(req, owner)
         tools = ToolSet.build(req.tools, req.tool_choice, self.tool_env).echo()
         messages = context.items_to_messages(items, req.instructions)
         count = await asyncio.to_thread(tokens.count_messages, messages, tools)
         return {"object": "response.input_tokens", "input_tokens": count}
 
-    async def compact(self, req: CreateResponseRequest) -> dict[str, Any]:
+    async def compact(self, req: CreateResponseRequest, *, owner: str) -> dict[str, Any]:
         """Summarize the chain into one opaque `compaction` item (see `compact.py`). `model` is required."""
         if not req.model:
             raise InvalidRequest("Missing required parameter: 'model'.", param="model",
                                  code="missing_required_parameter")
         provider, upstream_model = await self.router.aresolve(req.model)
-        return await compact_items(provider, upstream_model, await self._items_for(req), req.instructions,
+        return await compact_items(provider, upstream_model, await self._items_for(req, owner), req.instructions,
                                    req.prompt_cache_key)
 
 

@@ -5,7 +5,8 @@ Repositories write plain synchronous SQLAlchemy Core code against a `Connection`
 (a single statement); the same function then runs on both backends:
 
 - PostgreSQL (`postgresql+asyncpg://...`): an `AsyncEngine` on asyncpg; `fn` runs through
-  `AsyncConnection.run_sync` (SQLAlchemy's greenlet bridge), so no thread is involved.
+  `AsyncConnection.run_sync` (SQLAlchemy's greenlet bridge), so no thread is involved. Connections plan
+  every statement for its parameters (`plan_cache_mode = force_custom_plan`, see below).
 - SQLite (`sqlite+aiosqlite:///path`, or `sqlite:///path`): the stdlib `sqlite3` driver run off the event loop
   in worker threads, which is what aiosqlite does too, minus its per-call thread hops: aiosqlite pays five
   hops per statement (cursor, execute, close, commit, reset), this pays one per `read`/`write`, which makes
@@ -26,13 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, create_engine, event, func, insert, select
+from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from respond import jsonutil
-from respond.storage import tables
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -74,7 +74,12 @@ class Database:
         if backend == "postgresql":
             if parsed.get_driver_name() != "asyncpg":
                 parsed = parsed.set(drivername="postgresql+asyncpg")
-            self._async_engine = create_async_engine(parsed, **json_options)
+            # Custom plans only: asyncpg prepares and caches every statement, and PostgreSQL would otherwise
+            # switch a statement to a generic plan made when the tables were small (a sequential scan), kept
+            # until the next ANALYZE. For the recursive chain query that turned each step into a table scan
+            # (a 5,000-turn chain: 20 s instead of 0.1 s, bench/context_load.py --pg).
+            self._async_engine = create_async_engine(
+                parsed, connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}}, **json_options)
             self._autocommit_engine = self._async_engine.execution_options(isolation_level="AUTOCOMMIT")
             return
         parsed = parsed.set(drivername="sqlite")
@@ -136,12 +141,36 @@ class Database:
         with self._sync_engine.begin() as conn:
             return fn(conn, *args, **kwargs)
 
-    async def create_all(self) -> None:
-        """Create missing tables and record the schema version (idempotent)."""
-        await self.write(_create_all)
+    async def upgrade(self) -> str | None:
+        """Bring the schema to the newest migration (idempotent; see `migrate.py`). Returns the revision."""
+        from respond.storage import migrate
 
-    async def schema_version(self) -> int | None:
-        return await self.read(lambda conn: conn.execute(select(func.max(tables.schema_version.c.version))).scalar())
+        if self._async_engine is not None:
+            async with self._async_engine.begin() as conn:
+                return await conn.run_sync(migrate.upgrade)
+        assert self._sync_engine is not None
+        if _is_sqlite_memory(self.url.database):  # one shared connection: migrate on it
+            return await self.write(migrate.upgrade)
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self._sqlite_upgrade)
+
+    def _sqlite_upgrade(self) -> str | None:
+        from respond.storage import migrate
+
+        assert self._sync_engine is not None
+        engine = migrate.sqlite_migration_engine(self._sync_engine.url)
+        try:
+            with engine.begin() as conn:
+                return migrate.upgrade(conn)
+        finally:
+            engine.dispose()
+
+    create_all = upgrade  # the name tests and tools used before migrations existed
+
+    async def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at."""
+        from respond.storage import migrate
+
+        return await self.read(migrate.current)
 
     async def close(self) -> None:
         """Finish queued work and close every pooled connection."""
@@ -158,9 +187,3 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
-
-
-def _create_all(conn: Connection) -> None:
-    tables.metadata.create_all(conn)
-    if conn.execute(select(func.count()).select_from(tables.schema_version)).scalar_one() == 0:
-        conn.execute(insert(tables.schema_version).values(version=tables.SCHEMA_VERSION))

@@ -1,9 +1,17 @@
-"""`ResponseStore`: stored Response objects with their input and context items.
+"""`ResponseStore`: stored Response objects with their own input items.
 
-One row per response. The Response object and its item lists are JSON documents; `id`, `created_at`,
-`model`, `status`, `previous_response_id` and the conversation id are copied into index columns. Writes are a
-single `INSERT .. ON CONFLICT (id) DO UPDATE` statement (Core, no ORM), so saving a response first as
-`in_progress` and again when done is one round trip each.
+One row per response. The Response object and its input items are JSON documents; `id`, `created_at`,
+`model`, `status`, `previous_response_id`, the conversation id and the owner are copied into index columns.
+Writes are a single `INSERT .. ON CONFLICT (id) DO UPDATE` statement (Core, no ORM), so saving a response
+first as `in_progress` and again when done is one round trip each.
+
+A row holds only what that response added: its input items and (in the Response) its output. The context
+of a chain is assembled by `chain()`: one recursive query over `previous_response_id` returning, for each
+response of the chain, its input items and output (not the rest of the Response document). A row stores a
+full `context_items` copy only when its history could not be assembled from stored rows (rows written
+before migration 0002, and continuations of a WebSocket connection's unstored responses); the chain query
+stops there, as it does at a response that belongs to a conversation (whose context is the conversation).
+Every statement filters by `owner`.
 
 Listing pages like OpenAI's: newest first by default, `after` is the id of the last item of the previous
 page, `has_more` says whether another page follows.
@@ -15,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, or_, select
+from sqlalchemy import Connection, Integer, and_, bindparam, delete, literal, or_, select
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
@@ -30,7 +38,19 @@ _c = responses.c
 class StoredResponse:
     response: dict
     input_items: list[dict]
-    context_items: list[dict]
+    context_items: list[dict] | None = None  # the full context, when stored (see the module docstring)
+
+
+@dataclass
+class ChainLink:
+    """One response of a chain, as `chain()` returns it (oldest first)."""
+
+    id: str
+    input_items: list[dict]
+    output: list[dict]
+    context_items: list[dict] | None  # set on the first link only: the full context before its own output
+    conversation_id: str | None  # set on the first link only: its context is that conversation's items
+    conversation_position: int | None
 
 
 @dataclass
@@ -58,7 +78,7 @@ def _conversation_id(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _check_page_args(limit: int, order: str) -> None:
+def check_page_args(limit: int, order: str) -> None:
     if order not in ("asc", "desc"):
         raise InvalidRequest(f"Invalid 'order': expected 'asc' or 'desc', got {order!r}.", param="order",
                              code="invalid_value")
@@ -73,48 +93,65 @@ class ResponseStore:
         insert = sqlite_dialect.insert if db.is_sqlite else pg_dialect.insert
         stmt = insert(responses)
         updated = ("created_at", "model", "status", "previous_response_id", "conversation_id",
-                   "response", "input_items", "context_items")
+                   "conversation_position", "response", "input_items", "context_items")
         self._upsert = stmt.on_conflict_do_update(
-            index_elements=[_c.id], set_={name: stmt.excluded[name] for name in updated})
+            index_elements=[_c.id], set_={name: stmt.excluded[name] for name in updated},
+            where=_c.owner == stmt.excluded.owner)
 
-    async def save(self, response: dict, input_items: list[dict], context_items: list[dict]) -> None:
-        """Insert or replace the response stored under `response["id"]` (its list position is kept)."""
+    def row(self, owner: str, response: dict, input_items: list[dict], context_items: list[dict] | None = None,
+            conversation_position: int | None = None) -> dict[str, Any]:
         created_at = response.get("created_at")
-        row = {
+        return {
             "id": response["id"],
+            "owner": owner,
             "created_at": float(created_at) if created_at is not None else time.time(),
             "model": response.get("model"),
             "status": response.get("status"),
             "previous_response_id": response.get("previous_response_id"),
             "conversation_id": _conversation_id(response.get("conversation")),
+            "conversation_position": conversation_position,
             "response": response,
             "input_items": input_items,
             "context_items": context_items,
         }
-        await self.db.write_one(_execute, self._upsert, row)
 
-    async def get(self, response_id: str) -> StoredResponse | None:
-        return await self.db.read(_get, response_id)
+    async def save(self, response: dict, input_items: list[dict], context_items: list[dict] | None = None, *,
+                   owner: str) -> None:
+        """Insert or replace the response stored under `response["id"]` (its list position is kept).
 
-    async def delete(self, response_id: str) -> bool:
-        return await self.db.write_one(_delete, response_id)
+        `context_items`: only when the history before this response is not itself stored (see above)."""
+        await self.db.write_one(_execute, self._upsert, self.row(owner, response, input_items, context_items))
 
-    async def list(self, *, after: str | None = None, limit: int = 20, order: str = "desc",
+    def save_in(self, conn: Connection, row: dict[str, Any]) -> None:
+        """`save` as part of a caller's transaction (`row` from `row()`)."""
+        conn.execute(self._upsert, row)
+
+    async def get(self, response_id: str, *, owner: str) -> StoredResponse | None:
+        return await self.db.read(_get, owner, response_id)
+
+    async def chain(self, response_id: str, *, owner: str) -> list[ChainLink] | None:
+        """The chain ending at `response_id`, oldest first (None if that response is not stored)."""
+        return await self.db.read(_chain, owner, response_id)
+
+    async def delete(self, response_id: str, *, owner: str) -> bool:
+        return await self.db.write_one(_delete, owner, response_id)
+
+    async def list(self, *, owner: str, after: str | None = None, limit: int = 20, order: str = "desc",
                    model: str | None = None) -> Page:
         """A page of stored responses ordered by creation (then insertion) time."""
-        _check_page_args(limit, order)
-        return await self.db.read(_list, after, limit, order, model)
+        check_page_args(limit, order)
+        return await self.db.read(_list, owner, after, limit, order, model)
 
-    async def list_input_items(self, response_id: str, *, after: str | None = None, before: str | None = None,
-                               limit: int = 20, order: str = "desc") -> Page:
+    async def list_input_items(self, response_id: str, *, owner: str, after: str | None = None,
+                               before: str | None = None, limit: int = 20, order: str = "desc") -> Page:
         """A page of the response's input items; "desc" is newest first (the reverse of input order).
 
         `after` / `before` are item ids and exclusive bounds in the chosen order. With only `before`, the page
         is the `limit` items just before it (and `has_more` says whether earlier ones exist); otherwise the
         page starts right after `after` (or at the start) and `has_more` says whether later ones exist.
         """
-        _check_page_args(limit, order)
-        stored = await self.db.read(_input_items, response_id)
+        check_page_args(limit, order)
+        stored = await self.db.read(_input_items, owner, response_id)
         if stored is None:
             raise not_found("Response", response_id, param="response_id")
         items: list[dict] = stored if order == "asc" else stored[::-1]
@@ -131,38 +168,66 @@ class ResponseStore:
 
 # -- the statements, run by Database.read / Database.write on a synchronous Connection -----------------------
 
-_GET = select(_c.response, _c.input_items, _c.context_items).where(_c.id == bindparam("response_id"))
-_GET_INPUT_ITEMS = select(_c.input_items).where(_c.id == bindparam("response_id"))
-_GET_CURSOR = select(_c.created_at, _c.seq).where(_c.id == bindparam("response_id"))
-_DELETE = delete(responses).where(_c.id == bindparam("response_id"))
+_OWNED = and_(_c.id == bindparam("response_id"), _c.owner == bindparam("owner"))
+_GET = select(_c.response, _c.input_items, _c.context_items).where(_OWNED)
+_GET_INPUT_ITEMS = select(_c.input_items).where(_OWNED)
+_GET_CURSOR = select(_c.created_at, _c.seq).where(_OWNED)
+_DELETE = delete(responses).where(_OWNED)
+
+
+def _chain_query() -> Any:
+    """Recursive CTE: from one response back through `previous_response_id` until the first response, or one
+    whose context is stored otherwise (full `context_items`, or a conversation)."""
+    link = select(_c.id, _c.previous_response_id, _c.input_items, _c.response["output"].label("output"),
+                  _c.context_items, _c.conversation_id, _c.conversation_position,
+                  literal(0, Integer).label("depth")).where(_OWNED).cte("chain", recursive=True)
+    parent = (select(_c.id, _c.previous_response_id, _c.input_items, _c.response["output"], _c.context_items,
+                     _c.conversation_id, _c.conversation_position, link.c.depth + 1)
+              .join(link, _c.id == link.c.previous_response_id)
+              .where(_c.owner == bindparam("owner"), link.c.context_items.is_(None),
+                     link.c.conversation_id.is_(None)))
+    chain = link.union_all(parent)
+    return select(chain.c.id, chain.c.input_items, chain.c.output, chain.c.context_items, chain.c.conversation_id,
+                  chain.c.conversation_position).order_by(chain.c.depth.desc())
+
+
+_CHAIN = _chain_query()
 
 
 def _execute(conn: Connection, statement: Any, params: dict[str, Any]) -> None:
     conn.execute(statement, params)
 
 
-def _get(conn: Connection, response_id: str) -> StoredResponse | None:
-    row = conn.execute(_GET, {"response_id": response_id}).first()
+def _get(conn: Connection, owner: str, response_id: str) -> StoredResponse | None:
+    row = conn.execute(_GET, {"response_id": response_id, "owner": owner}).first()
     if row is None:
         return None
     return StoredResponse(response=row[0], input_items=row[1], context_items=row[2])
 
 
-def _input_items(conn: Connection, response_id: str) -> list[dict] | None:
-    row = conn.execute(_GET_INPUT_ITEMS, {"response_id": response_id}).first()
+def _chain(conn: Connection, owner: str, response_id: str) -> list[ChainLink] | None:
+    rows = conn.execute(_CHAIN, {"response_id": response_id, "owner": owner}).all()
+    if not rows:
+        return None
+    return [ChainLink(id=r[0], input_items=r[1], output=r[2] or [], context_items=r[3], conversation_id=r[4],
+                      conversation_position=r[5]) for r in rows]
+
+
+def _input_items(conn: Connection, owner: str, response_id: str) -> list[dict] | None:
+    row = conn.execute(_GET_INPUT_ITEMS, {"response_id": response_id, "owner": owner}).first()
     return None if row is None else row[0]
 
 
-def _delete(conn: Connection, response_id: str) -> bool:
-    return conn.execute(_DELETE, {"response_id": response_id}).rowcount > 0
+def _delete(conn: Connection, owner: str, response_id: str) -> bool:
+    return conn.execute(_DELETE, {"response_id": response_id, "owner": owner}).rowcount > 0
 
 
-def _list(conn: Connection, after: str | None, limit: int, order: str, model: str | None) -> Page:
-    conditions = []
+def _list(conn: Connection, owner: str, after: str | None, limit: int, order: str, model: str | None) -> Page:
+    conditions = [_c.owner == owner]
     if model is not None:
         conditions.append(_c.model == model)
     if after is not None:
-        cursor = conn.execute(_GET_CURSOR, {"response_id": after}).first()
+        cursor = conn.execute(_GET_CURSOR, {"response_id": after, "owner": owner}).first()
         if cursor is None:
             raise not_found("Response", after, param="after")
         created_at, seq = cursor

@@ -1,0 +1,1 @@
+"""Alembic migrations of Respond's database (run by `respond.storage.migrate`)."""
