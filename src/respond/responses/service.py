@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from respond.errors import InvalidRequest, not_found
+from respond.errors import InvalidRequest, not_found, shorten
 from respond.ids import new_id
 from respond.inference.router import Router
 from respond.responses import context, objects, tokens
