@@ -11,11 +11,13 @@ from respond.inference.router import Router
 from respond.recording.provider import RecordingProvider
 from respond.recording.recorder import Recorder
 from respond.responses.history import History
+from respond.responses.runs import Runs
 from respond.responses.service import ResponseService
 from respond.responses.tools import ToolEnv
 from respond.storage.conversations_repo import ConversationStore
 from respond.storage.engine import Database
 from respond.storage.responses_repo import ResponseStore
+from respond.storage.runs_repo import RunStore
 
 
 @dataclass
@@ -26,6 +28,7 @@ class Services:
     router: Router
     responses: ResponseService
     conversations: ConversationService
+    runs: Runs
 
     @classmethod
     async def start(cls, config: Config) -> Services:
@@ -41,11 +44,13 @@ class Services:
         await router.refresh()  # at start-up, outside any test id: discovery is recorded once
         conversations = ConversationStore(db)
         history = History(ResponseStore(db), conversations)
-        return cls(config=config, db=db, recorder=recorder, router=router,
-                   responses=ResponseService(router, history.responses, history,
-                                             ToolEnv(config, recorder, router=router, db=db)),
-                   conversations=ConversationService(conversations))
+        responses = ResponseService(router, history.responses, history, ToolEnv(config, recorder, router=router, db=db))
+        runs = Runs(responses, RunStore(db, history.responses), config.background)
+        await runs.start()  # ends the runs of dead processes, then works the background queue
+        return cls(config=config, db=db, recorder=recorder, router=router, responses=responses,
+                   conversations=ConversationService(conversations), runs=runs)
 
     async def close(self) -> None:
+        await self.runs.close()
         await self.router.aclose()
         await self.db.close()

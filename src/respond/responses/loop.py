@@ -62,6 +62,7 @@ class ResponseRun:
     # the moment it sees `response.completed` always finds the response stored.
     persist: Callable[[], Awaitable[None]] | None = None
     failure: APIError | None = None  # what ended the response `failed`, when it was an APIError
+    announce: bool = True  # emit response.created (a background run's was sent when it was queued)
 
     def rejected(self) -> bool:
         """Whether the upstream refused the request (a client-fault 4xx) before any output: a non-streamed
@@ -75,7 +76,8 @@ async def run_response(run: ResponseRun) -> AsyncIterator[list[Event]]:
     """Run the response to its end, yielding its stream events in batches (the events one upstream read
     produced travel together; none for non-streamed runs but the terminal event)."""
     response, events = run.response, run.events
-    events.response_event("created", objects.snapshot(response))
+    if run.announce:
+        events.response_event("created", objects.snapshot(response))
     events.response_event("in_progress", objects.snapshot(response))
     try:
         yield events.drain()
