@@ -14,7 +14,7 @@ import pytest
 
 from tests.api.wire import parse_frames
 from tests.support.conformance import validate_response, validate_stream
-from tests.support.server import local_provider, scripted_provider
+from tests.support.server import scripted_provider
 from tests.support.upstream import delay, reply
 
 MODEL = "up/scripted"
@@ -115,6 +115,9 @@ def test_cancel_a_queued_background_response(make_server, upstream) -> None:
     client = server.client()
     created = client.responses.create(model=MODEL, input="never run", background=True)
     assert client.responses.retrieve(created.id).status == "queued"
+    with pytest.raises(openai.BadRequestError) as info:  # not finished: nothing to continue from yet
+        client.responses.create(model=MODEL, input="next", previous_response_id=created.id)
+    assert info.value.body["code"] == "previous_response_in_progress"
     cancelled = client.responses.cancel(created.id)
     assert cancelled.status == "cancelled" and cancelled.output == []
     validate_response(client.responses.with_raw_response.cancel(created.id).http_response.json())
@@ -187,5 +190,3 @@ def test_deleting_a_background_response_deletes_its_events(any_server, any_clien
     with pytest.raises(openai.NotFoundError):
         any_client.responses.retrieve(created.id, stream=True)
 
-
-_ = local_provider

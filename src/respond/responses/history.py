@@ -18,8 +18,8 @@ continuable after the connection that held the unstored response is gone.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import Connection

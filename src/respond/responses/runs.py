@@ -154,6 +154,7 @@ class Runs:
         return snapshot
 
     async def _run(self, response_id: str, owner: str, request: dict[str, Any]) -> None:
+        queued = None
         try:
             try:
                 queued = await self.service.store.get(response_id, owner=owner)
@@ -214,6 +215,13 @@ class Runs:
     # -- resume ----------------------------------------------------------------------------------------------
     async def follow(self, response_id: str, owner: str, starting_after: int | None) -> AsyncIterator[list[Event]]:
         """The stored events after `starting_after`, then the new ones as they come, until the end."""
+        try:
+            async for batch in self._follow(response_id, owner, starting_after):
+                yield batch
+        finally:
+            self._changed.pop(response_id, None)  # another follower of it makes a new one (or polls once)
+
+    async def _follow(self, response_id: str, owner: str, starting_after: int | None) -> AsyncIterator[list[Event]]:
         last = -1 if starting_after is None else starting_after
         while True:
             changed = self._changed.setdefault(response_id, asyncio.Event())
