@@ -190,3 +190,22 @@ def test_deleting_a_background_response_deletes_its_events(any_server, any_clien
     with pytest.raises(openai.NotFoundError):
         any_client.responses.retrieve(created.id, stream=True)
 
+
+
+def test_background_runs_server_tools(make_server, upstream, mcp_experiments) -> None:
+    from tests.api.test_mcp import LOOPBACK, mcp_tool
+    from tests.support.upstream import tool_call
+
+    server = make_server([scripted_provider(upstream)], mcp=LOOPBACK)
+    client = server.client()
+    upstream.script(reply(tool_call("get_experiment_id", {"experiment_name": "boiling_point"}, id="call_1")),
+                    reply("The ID is exp_004."))
+    created = client.responses.create(model=MODEL, input="ID of boiling_point?", background=True,
+                                      tools=[mcp_tool(mcp_experiments)])
+    done = wait_status(client, created.id, ("completed", "failed"))
+    assert done.status == "completed" and done.output_text == "The ID is exp_004."
+    assert [i.type for i in done.output] == ["mcp_list_tools", "mcp_call", "message"]
+    assert mcp_experiments.calls == [("get_experiment_id", {"experiment_name": "boiling_point"})]
+    events = resume(server.base_url, created.id)
+    validate_stream(events)
+    assert "response.mcp_call.completed" in [e["type"] for e in events]

@@ -277,13 +277,13 @@ class Runs:
         response = stored.response
         if not response.get("background"):
             raise InvalidRequest("Only responses created with 'background': true can be cancelled.",
-                                 param="response_id", code="invalid_request")
+                                 param="response_id")
         if run is None:
             if response["status"] == "cancelled":
                 return response
             if response["status"] in TERMINAL:
                 raise InvalidRequest(f"Cannot cancel a response with status '{response['status']}': it has "
-                                     "already finished.", param="response_id", code="invalid_request")
+                                     "already finished.", param="response_id")
             return response
         if run.state == "queued":
             response["status"] = "cancelled"
