@@ -1,10 +1,10 @@
 """The run lifecycle: background responses (queue, workers, leases), stream resumption, cancel, and the
 in-progress rows of stored foreground responses. One `Runs` per server process.
 
-- **Foreground, stored**: when a stored response starts, its row is written `in_progress` together with a
-  run row naming this process (`instance`) and a lease; the final save deletes the run row in the same
-  transaction. So a response id a client has seen in `response.created` is always in the database, and
-  GET from any process finds it.
+- **Foreground, stored**: when a stored response starts, its row is written `in_progress` naming this
+  process (`responses.instance`; one statement); the final save clears it. Each process renews its own
+  lease in `instances`. So a response id a client has seen in `response.created` is always in the
+  database, GET from any process finds it, and if its process dies it is ended `failed` by the sweep.
 - **Background** (`background: true`, needs `store: true`): `enqueue` stores the response `queued`, a run row
   holding the create request and owner (everything a worker needs to rebuild the run: no closures), and
   the first two events (`response.created`, `response.queued`), in one transaction. A worker loop in every
@@ -70,6 +70,7 @@ class Runs:
 
     # -- process lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
+        await self.store.register(self.instance, self.lease())
         await self.sweep()
         self._loop_task = asyncio.create_task(self._work(), name="respond-background")
 
@@ -112,6 +113,12 @@ class Runs:
     async def sweep(self) -> None:
         """End the runs of dead processes `failed`; delete events past their retention."""
         now = time.time()
+        for response_id, owner, instance in await self.store.dead_foreground(now):
+            stored = await self.service.store.get(response_id, owner=owner)
+            if stored is not None:
+                _fail(stored.response, DEAD)
+                if await self.store.end_foreground(response_id, owner, instance, stored.response):
+                    log.warning("response %s: its process died; ended failed", response_id)
         for response_id, owner in await self.store.expired(now):
             stored = await self.service.store.get(response_id, owner=owner)
             if stored is None:
@@ -131,10 +138,8 @@ class Runs:
         if response.get("background"):
             await self.service.store.save(objects.snapshot(response), prepared.input_items, owner=prepared.owner)
             return
-        row = self.service.store.row(prepared.owner, objects.snapshot(response), prepared.input_items)
-        await self.store.start(row, self.store.run_row(response["id"], prepared.owner, background=False,
-                                                       state="running", instance=self.instance,
-                                                       lease_until=self.lease()))
+        await self.store.start_foreground(self.service.store.row(prepared.owner, objects.snapshot(response),
+                                                                 prepared.input_items, instance=self.instance))
 
     # -- background ----------------------------------------------------------------------------------------
     async def enqueue(self, prepared: Prepared) -> dict[str, Any]:

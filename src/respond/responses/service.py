@@ -192,7 +192,6 @@ class ResponseService:
             await self._save(prepared)
         elif response["store"] and self.runs is not None:  # rejected: as with OpenAI, nothing is kept
             await self.store.delete(response["id"], owner=prepared.owner)
-            await self.runs.store.finish(response["id"])
         if log.isEnabledFor(logging.INFO):
             usage = response["usage"] or {}
             error = response["error"] or {}
@@ -204,7 +203,7 @@ class ResponseService:
         response = prepared.run.response
         try:
             finish_run = None
-            if response["store"] and self.runs is not None:  # the run row goes with the final save
+            if response["background"] and self.runs is not None:  # its run row goes with the final save
                 def finish_run(conn: Any) -> None:
                     RunStore.finish_in(conn, response["id"])
             await self.history.record(prepared.owner, response, prepared.input_items, prepared.context_items,

@@ -94,13 +94,13 @@ class ResponseStore:
         insert = sqlite_dialect.insert if db.is_sqlite else pg_dialect.insert
         stmt = insert(responses)
         updated = ("created_at", "model", "status", "previous_response_id", "conversation_id",
-                   "conversation_position", "response", "input_items", "context_items")
+                   "conversation_position", "response", "input_items", "context_items", "instance")
         self._upsert = stmt.on_conflict_do_update(
             index_elements=[_c.id], set_={name: stmt.excluded[name] for name in updated},
             where=_c.owner == stmt.excluded.owner)
 
     def row(self, owner: str, response: dict, input_items: list[dict], context_items: list[dict] | None = None,
-            conversation_position: int | None = None) -> dict[str, Any]:
+            conversation_position: int | None = None, instance: str | None = None) -> dict[str, Any]:
         created_at = response.get("created_at")
         return {
             "id": response["id"],
@@ -114,6 +114,7 @@ class ResponseStore:
             "response": response,
             "input_items": input_items,
             "context_items": context_items,
+            "instance": instance,  # set while a foreground response runs (responses/runs.py)
         }
 
     async def save(self, response: dict, input_items: list[dict], context_items: list[dict] | None = None, *,

@@ -1,7 +1,8 @@
 """`RunStore`: the `response_runs` queue/lease rows and the `response_events` of background responses.
 
-A run row exists while a response waits to run (`queued`, background only) or runs (`running`: background
-runs and stored foreground ones). The process running it (`instance`) renews `lease_until`; a row whose
+A run row exists while a background response waits to run (`queued`) or runs (`running`). (A stored
+foreground response instead names its process in `responses.instance` while it runs; `instances` holds each
+process's lease.) The process running it (`instance`) renews `lease_until`; a row whose
 lease expired belongs to a process that is gone. The row is deleted in the transaction that stores the
 finished response. Every statement filters by `owner`, except the ones a worker runs over the queue and its
 own runs (claim, renew, cancel flags, expired leases): those are about runs, not about a client's data, and
@@ -23,7 +24,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from respond.storage.engine import Database
 from respond.storage.responses_repo import ResponseStore
-from respond.storage.tables import response_events, response_runs, responses
+from respond.storage.tables import instances, response_events, response_runs, responses
 
 _r = response_runs.c
 _e = response_events.c
@@ -47,7 +48,25 @@ class RunStore:
         self.db = db
         self.responses = responses
 
-    # -- starting ------------------------------------------------------------------------------------------
+    # -- processes and foreground responses ---------------------------------------------------------------
+    async def register(self, instance: str, lease_until: float) -> None:
+        """A server process starts: its `instances` row (renewed by `renew`)."""
+        await self.db.write_one(_register, instance, lease_until)
+
+    async def start_foreground(self, row: dict[str, Any]) -> None:
+        """A stored foreground response starts: its row, `in_progress`, naming this process (`row["instance"]`).
+        One statement; the final save clears `instance`."""
+        await self.db.write_one(_save_row, self.responses, row)
+
+    async def dead_foreground(self, now: float) -> list[tuple[str, str, str]]:
+        """Foreground responses still marked running by a process whose lease expired: (id, owner, instance)."""
+        return await self.db.read(_dead_foreground, now)
+
+    async def end_foreground(self, response_id: str, owner: str, instance: str, response: dict[str, Any]) -> bool:
+        """Store `response` (ended by the sweep) if the row still belongs to the dead `instance`."""
+        return await self.db.write_one(_end_foreground, response_id, owner, instance, response)
+
+    # -- background: starting ------------------------------------------------------------------------------
     def run_row(self, response_id: str, owner: str, *, background: bool, state: str, instance: str | None,
                 lease_until: float | None, request: dict[str, Any] | None = None) -> dict[str, Any]:
         return {"response_id": response_id, "owner": owner, "background": background, "state": state,
@@ -73,7 +92,8 @@ class RunStore:
 
     # -- while running -------------------------------------------------------------------------------------
     async def renew(self, instance: str, lease_until: float) -> list[str]:
-        """Extend the leases of this process's runs; returns the ids of those whose cancel was asked."""
+        """Extend the leases of this process and of its background runs; returns the ids of those whose
+        cancel was asked."""
         return await self.db.write(_renew, instance, lease_until)
 
     async def append_events(self, response_id: str, owner: str, events: list[dict[str, Any]]) -> None:
@@ -115,7 +135,8 @@ class RunStore:
         return await self.db.read(_expired, now)
 
     async def prune_events(self, before: float) -> int:
-        return await self.db.write_one(_prune, before)
+        """Delete events written before `before`, and the rows of processes gone for as long."""
+        return await self.db.write(_prune, before)
 
     async def delete_events(self, response_id: str, *, owner: str) -> None:
         await self.db.write_one(_delete_events, response_id, owner)
@@ -139,7 +160,30 @@ def _claim(conn: Connection, instance: str, n: int, lease_until: float, skip_loc
     return [(r[0], r[1], r[2]) for r in conn.execute(stmt).all()]
 
 
+def _register(conn: Connection, instance: str, lease_until: float) -> None:
+    conn.execute(insert(instances), {"id": instance, "started_at": time.time(), "lease_until": lease_until})
+
+
+def _save_row(conn: Connection, store: ResponseStore, row: dict[str, Any]) -> None:
+    store.save_in(conn, row)
+
+
+_rc = responses.c
+
+
+def _dead_foreground(conn: Connection, now: float) -> list[tuple[str, str, str]]:
+    alive = select(instances.c.id).where(instances.c.id == _rc.instance, instances.c.lease_until >= now)
+    rows = conn.execute(select(_rc.id, _rc.owner, _rc.instance).where(_rc.instance.is_not(None), ~alive.exists()))
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def _end_foreground(conn: Connection, response_id: str, owner: str, instance: str, response: dict[str, Any]) -> bool:
+    return conn.execute(update(responses).where(_rc.id == response_id, _rc.owner == owner, _rc.instance == instance)
+                        .values(status=response["status"], response=response, instance=None)).rowcount > 0
+
+
 def _renew(conn: Connection, instance: str, lease_until: float) -> list[str]:
+    conn.execute(update(instances).where(instances.c.id == instance).values(lease_until=lease_until))
     conn.execute(update(response_runs).where(_r.instance == instance).values(lease_until=lease_until))
     rows = conn.execute(select(_r.response_id).where(_r.instance == instance, _r.cancel_requested.is_(True)))
     return [r[0] for r in rows]
@@ -194,6 +238,7 @@ def _expired(conn: Connection, now: float) -> list[tuple[str, str]]:
 
 
 def _prune(conn: Connection, before: float) -> int:
+    conn.execute(delete(instances).where(instances.c.lease_until < before))
     return conn.execute(delete(response_events).where(_e.created_at < before)).rowcount
 
 

@@ -58,6 +58,8 @@ responses = Table(
     # A response in a conversation: the conversation position of the last item it appended (its context,
     # when a later response continues it with previous_response_id, is the conversation up to there).
     Column("conversation_position", BigInteger, nullable=True),
+    # The server process running this (stored, foreground) response; NULL once it is stored finished.
+    Column("instance", String(), nullable=True),
 )
 
 Index("ix_responses_created_seq", responses.c.created_at, responses.c.seq)
@@ -65,6 +67,7 @@ Index("ix_responses_model_created_seq", responses.c.model, responses.c.created_a
 Index("ix_responses_previous", responses.c.previous_response_id)
 Index("ix_responses_conversation", responses.c.conversation_id)
 Index("ix_responses_owner_created_seq", responses.c.owner, responses.c.created_at, responses.c.seq)
+Index("ix_responses_instance", responses.c.instance)
 
 conversations = Table(
     "conversations",
@@ -96,7 +99,16 @@ conversation_items = Table(
 
 Index("ix_conversation_items_item_id", conversation_items.c.conversation_id, conversation_items.c.id)
 
-# Responses being run or waiting to run (migration 0005; see responses/runs.py): deleted when the run ends.
+# Server processes, each renewing its lease while it lives (a process that stopped renewing is gone).
+instances = Table(
+    "instances",
+    metadata,
+    Column("id", String(), primary_key=True),
+    Column("started_at", Float, nullable=False),
+    Column("lease_until", Float, nullable=False),
+)
+
+# Background responses being run or waiting to run (migration 0005; see responses/runs.py): deleted when the run ends.
 response_runs = Table(
     "response_runs",
     metadata,

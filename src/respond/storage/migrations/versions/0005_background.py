@@ -4,6 +4,10 @@
   they are queued, stored foreground responses while they stream. Which process runs it (`instance`), until
   when its lease holds (`lease_until`, renewed by that process), whether a cancel was asked. The row is
   deleted when the run ends; a row whose lease expired belongs to a dead process (see responses/runs.py).
+- `responses.instance`: the process running a stored foreground response (set while it runs, NULL once it
+  is stored finished), and `instances`: one row per server process with its lease, renewed while it lives.
+  An in_progress response whose process's lease expired is ended `failed` (one write at start, none more at
+  the end: the final save clears `instance`).
 - `response_events`: the stream events of background responses, one row per batch the loop produced
   (`first_sequence`..`last_sequence`), for `GET /v1/responses/{id}?stream=true&starting_after=N`.
 
@@ -23,6 +27,15 @@ _Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("responses") as batch:
+        batch.add_column(sa.Column("instance", sa.String(), nullable=True))
+    op.create_index("ix_responses_instance", "responses", ["instance"])
+    op.create_table(
+        "instances",
+        sa.Column("id", sa.String(), primary_key=True),
+        sa.Column("started_at", sa.Float(), nullable=False),
+        sa.Column("lease_until", sa.Float(), nullable=False),
+    )
     op.create_table(
         "response_runs",
         sa.Column("response_id", sa.String(), primary_key=True),
