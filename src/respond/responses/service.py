@@ -138,7 +138,8 @@ class ResponseService:
 
     async def _history(self, req: CreateResponseRequest, local: LocalResponses | None, owner: str) -> TurnHistory:
         return await self.history.load(owner, previous_id=req.previous_response_id,
-                                       conversation_id=conversation_param(req), local=local, running=self._running_owner)
+                                       conversation_id=conversation_param(req), local=local,
+                                       running=self._running_owner)
 
     async def stream(self, prepared: Prepared) -> AsyncIterator[list[Event]]:
         """Run a prepared response, yielding its events in batches; it is stored however the run ends.
@@ -187,8 +188,8 @@ class ResponseService:
             elif not response["store"]:
                 prepared.local.keep(StoredResponse(response=response, input_items=prepared.input_items,
                                                    context_items=prepared.context_items))
-        if (response["store"] or prepared.history.conversation_id is not None) \
-                and (prepared.streamed or not prepared.run.rejected()):
+        if (response["store"] or prepared.history.conversation_id is not None) and (
+                prepared.streamed or not prepared.run.rejected()):
             await self._save(prepared)
         elif response["store"] and self.runs is not None:  # rejected: as with OpenAI, nothing is kept
             await self.store.delete(response["id"], owner=prepared.owner)
