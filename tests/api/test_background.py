@@ -209,3 +209,32 @@ def test_background_runs_server_tools(make_server, upstream, mcp_experiments) ->
     events = resume(server.base_url, created.id)
     validate_stream(events)
     assert "response.mcp_call.completed" in [e["type"] for e in events]
+
+
+def test_a_streamed_background_response_outlives_its_client(any_server, any_client, upstream) -> None:
+    upstream.script(reply(*[f"w{i} " for i in range(10)], chunk_delay=0.05))
+    with httpx.stream("POST", f"{any_server.base_url}/responses", timeout=30,
+                      json={"model": MODEL, "input": "x", "background": True, "stream": True}) as r:
+        first = next(line for line in r.iter_lines() if line.startswith("data: "))
+    response_id = httpx.Response(200, content=first[6:]).json()["response"]["id"]  # then the client left
+    done = wait_status(any_client, response_id, ("completed", "failed", "cancelled"))
+    assert done.status == "completed" and done.output_text == "".join(f"w{i} " for i in range(10))
+
+
+def test_graceful_shutdown_ends_running_background_responses_failed(tmp_path, upstream) -> None:
+    from tests.support.server import make_config, start_server
+
+    config = make_config(tmp_path, [scripted_provider(upstream)])
+    first = start_server(config)
+    upstream.script(delay(30, reply("never")))
+    client = first.client()
+    created = client.responses.create(model=MODEL, input="x", background=True)
+    assert wait_status(client, created.id, ("in_progress",)).status == "in_progress"
+    first.stop()
+    second = start_server(make_config(tmp_path, [scripted_provider(upstream)]))
+    try:
+        stopped = second.client().responses.retrieve(created.id)
+        assert stopped.status == "failed" and "shut down" in stopped.error.message
+        assert resume(second.base_url, created.id)[-1]["type"] == "response.failed"
+    finally:
+        second.stop()
