@@ -221,8 +221,9 @@ class Runs:
     async def follow(self, response_id: str, owner: str, starting_after: int | None) -> AsyncIterator[list[Event]]:
         """The stored events after `starting_after`, then the new ones as they come, until the end."""
         try:
-            async for batch in self._follow(response_id, owner, starting_after):
-                yield batch
+            async with contextlib.aclosing(self._follow(response_id, owner, starting_after)) as batches:
+                async for batch in batches:
+                    yield batch
         finally:
             self._changed.pop(response_id, None)  # another follower of it makes a new one (or polls once)
 
