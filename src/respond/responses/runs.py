@@ -300,7 +300,7 @@ class Runs:
         task = self.tasks.get(response_id)
         if task is not None:
             task.cancel()
-        deadline = time.monotonic() + max(5.0, 4 * self.config.poll_interval)
+        deadline = time.monotonic() + max(10.0, 4 * self.config.poll_interval)
         while time.monotonic() < deadline:  # the owning process notices within poll_interval
             if await self.store.get(response_id, owner=owner) is None:
                 break
