@@ -51,6 +51,20 @@ class TestIdMiddleware:
         await self.app(scope, receive, send)
 
 
+CONFIG_ENV = "RESPOND_SERVE_CONFIG"  # `respond serve --workers N` hands the config to its processes in it
+
+
+def create_app_from_env() -> FastAPI:
+    """The app of one `respond serve --workers N` process (uvicorn imports it by name in each process)."""
+    import os
+
+    from respond.logs import setup_logging
+
+    config = Config.model_validate_json(os.environ[CONFIG_ENV])
+    setup_logging(config.log_level, "json")
+    return create_app(config)
+
+
 def create_app(config: Config | None = None) -> FastAPI:
     config = config or load_config()
     redactor.register_config(config)  # no provider key reaches a client, the database or a log line

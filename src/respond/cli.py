@@ -34,8 +34,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = _load(args, host=args.host, port=args.port)
     setup_logging(config.log_level, args.log_format)
-    uvicorn.run(create_app(config), host=config.host, port=config.port, log_config=None,
-                access_log=False, timeout_graceful_shutdown=5, ws_max_size=config.max_request_bytes)
+    options = {"host": config.host, "port": config.port, "log_config": None, "access_log": False,
+               "timeout_graceful_shutdown": 5, "ws_max_size": config.max_request_bytes}
+    if args.workers > 1:  # N processes on one port, each with its own services and background worker loop
+        import os
+
+        from respond.app import CONFIG_ENV
+
+        os.environ[CONFIG_ENV] = config.model_dump_json()
+        uvicorn.run("respond.app:create_app_from_env", factory=True, workers=args.workers, **options)
+        return 0
+    uvicorn.run(create_app(config), **options)
     return 0
 
 
@@ -89,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8321)")
     serve.add_argument("--log-format", choices=["json", "text"], default="json")
+    serve.add_argument("--workers", type=int, default=1, help="server processes (default 1); each runs up to "
+                                                              "background.workers background responses")
     serve.set_defaults(func=cmd_serve)
     models = sub.add_parser("models", help="list the models the configured providers serve")
     _config_args(models)

@@ -113,6 +113,19 @@ class ToolsConfig(BaseModel):
                              "(when parallel_tool_calls allows).")
 
 
+class BackgroundConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workers: int = Field(default=4, ge=0, description="Background responses run at once by each server "
+                         "process (0: this process runs none; it still queues, serves, resumes and cancels).")
+    lease_seconds: float = Field(default=30.0, gt=0, description="A process renews the lease of the responses "
+                                 "it runs; one whose lease has expired is ended `failed` by any other process.")
+    poll_interval: float = Field(default=0.5, gt=0, description="Seconds between looks at the queue, at cancel "
+                                 "flags of local runs, and at new events of runs followed from other processes.")
+    event_retention: float = Field(default=86400.0, gt=0, description="Seconds the stream events of a "
+                                   "background response are kept for resumption (they also go with the response).")
+
+
 class MCPServerConfig(BaseModel):
     """An MCP server the operator declares: requests use it by `server_label` (or `connector_id`) without
     knowing its URL or credentials."""
@@ -166,6 +179,7 @@ class Config(BaseModel):
     reasoning_key: str | None = Field(
         default=None, description="Key (32 bytes, urlsafe base64) sealing reasoning items' encrypted_content for "
         "store=false clients; default: generated once and kept in <data_dir>/reasoning.key.")
+    background: BackgroundConfig = Field(default_factory=BackgroundConfig)
     test_id_header: bool = Field(
         default=False, description="Honour the X-Respond-Test-Id request header (per-test recordings and "
         "deterministic ids) even in live mode; it is always honoured when recording or replaying.")

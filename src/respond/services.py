@@ -13,6 +13,7 @@ from respond.inference.router import Router
 from respond.recording.provider import RecordingProvider
 from respond.recording.recorder import Recorder
 from respond.responses.history import History
+from respond.responses.runs import Runs
 from respond.responses.sealing import ReasoningSealer
 from respond.responses.service import ResponseService
 from respond.responses.tools import ToolEnv
@@ -20,6 +21,7 @@ from respond.storage.conversations_repo import ConversationStore
 from respond.storage.engine import Database
 from respond.storage.files_repo import FileStore
 from respond.storage.responses_repo import ResponseStore
+from respond.storage.runs_repo import RunStore
 from respond.storage.vector_stores_repo import VectorStoreRepo
 from respond.vector_stores.embedder import Embedder
 from respond.vector_stores.ingest import IngestWorker
@@ -34,6 +36,7 @@ class Services:
     router: Router
     responses: ResponseService
     conversations: ConversationService
+    runs: Runs
     files: FileService | None = None
     vector_stores: VectorStoreService | None = None
     ingest: IngestWorker | None = None
@@ -53,14 +56,15 @@ class Services:
         conversations = ConversationStore(db)
         history = History(ResponseStore(db), conversations)
         tool_env = ToolEnv(config, recorder, router=router, db=db)
-        services = cls(config=config, db=db, recorder=recorder, router=router,
-                       responses=ResponseService(router, history.responses, history, tool_env,
-                                                 sealer=ReasoningSealer.from_config(config.reasoning_key,
-                                                                                    config.data_path)),
-                       conversations=ConversationService(conversations))
+        responses = ResponseService(router, history.responses, history, tool_env,
+                                    sealer=ReasoningSealer.from_config(config.reasoning_key, config.data_path))
+        runs = Runs(responses, RunStore(db, history.responses), config.background)
+        services = cls(config=config, db=db, recorder=recorder, router=router, responses=responses,
+                       conversations=ConversationService(conversations), runs=runs)
         await services._start_retrieval()
         tool_env.state["vector_stores"] = services.vector_stores  # for the file_search tool
         tool_env.state["files"] = services.files  # input_file parts with a file_id
+        await runs.start()  # ends the runs of dead processes, then works the background queue
         return services
 
     async def _start_retrieval(self) -> None:
@@ -77,6 +81,7 @@ class Services:
         await self.ingest.start()
 
     async def close(self) -> None:
+        await self.runs.close()
         if self.ingest is not None:
             await self.ingest.stop()
         if self.vector_stores is not None:

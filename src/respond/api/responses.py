@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Request
 from respond.api.http import JSON, EventStreamResponse, cancel_on_disconnect, read_json, sse_frame
 from respond.api.openapi import CREATE_RESPONSE, json_body
 from respond.api.owner import request_owner
-from respond.errors import InvalidRequest
 from respond.responses.request import (
     COMPACT_PARAMETERS,
     CREATE_PARAMETERS,
@@ -18,6 +17,7 @@ from respond.responses.request import (
     CreateResponseRequest,
     parse_create_request,
 )
+from respond.responses.runs import Runs
 from respond.responses.service import Prepared, ResponseService
 
 router = APIRouter()
@@ -40,10 +40,29 @@ async def _body(request: Request, parameters: frozenset[str] = CREATE_PARAMETERS
 async def create_response(request: Request) -> Any:
     req = await _body(request)
     service = _service(request)
-    prepared = await service.prepare(req, stream=bool(req.stream), owner=request_owner(request))
+    owner = request_owner(request)
+    prepared = await service.prepare(req, stream=bool(req.stream), owner=owner)
+    if req.background:
+        runs = _runs(request)
+        queued = await runs.enqueue(prepared)
+        if req.stream:
+            return EventStreamResponse(_frames(runs.follow(queued["id"], owner, None)))
+        return JSON(queued)
     if req.stream:
         return EventStreamResponse(_sse(service, prepared))
     return JSON(await cancel_on_disconnect(request, service.create(prepared)))
+
+
+def _runs(request: Request) -> Runs:
+    return request.app.state.services.runs
+
+
+async def _frames(batches: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator[bytes]:
+    try:
+        async for batch in batches:
+            yield b"".join(map(sse_frame, batch))
+    finally:
+        await batches.aclose()  # type: ignore[attr-defined]
 
 
 async def _sse(service: ResponseService, prepared: Prepared) -> AsyncIterator[bytes]:
@@ -74,11 +93,16 @@ async def list_responses(request: Request, after: str | None = None, limit: Limi
 
 
 @router.get("/v1/responses/{response_id}")
-async def get_response(request: Request, response_id: str, stream: bool = False) -> JSON:
+async def get_response(request: Request, response_id: str, stream: bool = False,
+                       starting_after: Annotated[int | None, Query(ge=-1)] = None) -> Any:
+    """The response; with `stream=true` (background responses), its events after `starting_after`, then
+    live until it ends (responses/runs.py)."""
+    owner = request_owner(request)
     if stream:
-        raise InvalidRequest("Streaming a stored response is only available for background responses.",
-                             param="stream", code="unsupported_parameter")
-    return JSON(await _service(request).get(response_id, owner=request_owner(request)))
+        runs = _runs(request)
+        await runs.check_resumable(response_id, owner)
+        return EventStreamResponse(_frames(runs.follow(response_id, owner, starting_after)))
+    return JSON(await _service(request).get(response_id, owner=owner))
 
 
 @router.delete("/v1/responses/{response_id}")
@@ -88,9 +112,7 @@ async def delete_response(request: Request, response_id: str) -> JSON:
 
 @router.post("/v1/responses/{response_id}/cancel")
 async def cancel_response(request: Request, response_id: str) -> JSON:
-    await _service(request).get(response_id, owner=request_owner(request))  # 404 for unknown ids
-    raise InvalidRequest("Only background responses can be cancelled.", param="response_id",
-                         code="not_background")
+    return JSON(await _runs(request).cancel(response_id, request_owner(request)))
 
 
 @router.get("/v1/responses/{response_id}/input_items")

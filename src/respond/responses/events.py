@@ -27,6 +27,10 @@ class EventStream:
             self.events.append(event)
         return event
 
+    def start_at(self, sequence_number: int) -> None:
+        """Number the next event `sequence_number` (a background run continues its queued events)."""
+        self._seq = sequence_number
+
     def drain(self) -> list[Event]:
         """Events produced since the last drain (the loop yields them to the client)."""
         out, self.events = self.events, []

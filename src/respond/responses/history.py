@@ -18,6 +18,7 @@ continuable after the connection that held the unstored response is gone.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,6 +31,9 @@ from respond.storage.responses_repo import ResponseStore, StoredResponse
 
 CONVERSATION_ID = re.compile(r"conv_[A-Za-z0-9_-]{1,128}")
 NOT_APPENDED = ("failed", "cancelled")
+
+
+_UNFINISHED: list[dict[str, Any]] = []  # `chain` of a response that has not finished (identity-compared)
 
 
 class LocalHistory(Protocol):
@@ -94,7 +98,7 @@ class History:
         if kept is not None:
             return TurnHistory(items=(kept.context_items or []) + kept.response["output"], stored=False)
         items = await self.chain(owner, previous_id)
-        if items is None and running.get(previous_id) == owner:
+        if running.get(previous_id) == owner or items is _UNFINISHED:
             raise InvalidRequest(f"Previous response with id '{shorten(previous_id)}' is still in progress; continue it "
                                  "once it has finished.", param="previous_response_id",
                                  code="previous_response_in_progress")
@@ -108,6 +112,8 @@ class History:
         links = await self.responses.chain(response_id, owner=owner)
         if links is None:
             return None
+        if links[-1].status in ("queued", "in_progress"):  # running, here or in another process
+            return _UNFINISHED
         first, items = links[0], []
         if first.context_items is not None:
             items = first.context_items + first.output
@@ -121,8 +127,10 @@ class History:
         return items
 
     async def record(self, owner: str, response: dict[str, Any], input_items: list[dict[str, Any]],
-                     context_items: list[dict[str, Any]], history: TurnHistory) -> None:
-        """Store the finished turn (see the module docstring); a no-op when there is nothing to keep."""
+                     context_items: list[dict[str, Any]], history: TurnHistory,
+                     also: Callable[[Connection], None] | None = None) -> None:
+        """Store the finished turn (see the module docstring); a no-op when there is nothing to keep.
+        `also`: more to write in the same transaction (the run row's deletion, responses/runs.py)."""
         append = history.conversation_id is not None and response["status"] not in NOT_APPENDED
         if not response["store"] and not append:
             return
@@ -138,5 +146,7 @@ class History:
                 row = self.responses.row(owner, response, input_items,
                                          None if history.stored else context_items, position)
                 self.responses.save_in(conn, row)
+            if also is not None:
+                also(conn)
 
         await self.responses.db.write(write)

@@ -65,6 +65,7 @@ class ResponseRun:
     # include reasoning.encrypted_content: seals each finished reasoning item (sealing.py)
     seal_reasoning: Callable[[dict[str, Any]], str] | None = None
     replay_reasoning: bool = False  # the provider takes reasoning back (`reasoning_content`)
+    announce: bool = True  # emit response.created (a background run's was sent when it was queued)
 
     def rejected(self) -> bool:
         """Whether the upstream refused the request (a client-fault 4xx) before any output: a non-streamed
@@ -78,7 +79,8 @@ async def run_response(run: ResponseRun) -> AsyncIterator[list[Event]]:
     """Run the response to its end, yielding its stream events in batches (the events one upstream read
     produced travel together; none for non-streamed runs but the terminal event)."""
     response, events = run.response, run.events
-    events.response_event("created", objects.snapshot(response))
+    if run.announce:
+        events.response_event("created", objects.snapshot(response))
     events.response_event("in_progress", objects.snapshot(response))
     try:
         yield events.drain()

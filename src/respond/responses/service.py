@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from respond.errors import InvalidRequest, not_found, shorten
 from respond.files.resolve import has_file_refs, resolve_file_parts
@@ -28,6 +28,10 @@ from respond.responses.sealing import ReasoningSealer, open_reasoning
 from respond.responses.tools import ToolEnv, ToolRun, ToolSet
 from respond.storage.conversations_repo import ConversationStore
 from respond.storage.responses_repo import ResponseStore, StoredResponse
+from respond.storage.runs_repo import RunStore
+
+if TYPE_CHECKING:
+    from respond.responses.runs import Runs
 
 log = logging.getLogger("respond.responses")
 
@@ -73,6 +77,7 @@ class ResponseService:
         # kept in memory rather than written twice: the one write happens before the terminal event).
         self._running: dict[str, dict[str, Any]] = {}
         self._running_owner: dict[str, str] = {}
+        self.runs: Runs | None = None  # the run lifecycle (responses/runs.py), set when the app has one
 
     @property
     def sealer(self) -> ReasoningSealer:
@@ -91,10 +96,12 @@ class ResponseService:
 
     # -- create ----------------------------------------------------------------------------------------
     async def prepare(self, req: CreateResponseRequest, *, stream: bool, owner: str,
-                      local: LocalResponses | None = None) -> Prepared:
-        if req.background:
-            raise InvalidRequest("Background responses are not supported by this server yet.", param="background",
-                                 code="unsupported_parameter")
+                      local: LocalResponses | None = None, queued: dict[str, Any] | None = None) -> Prepared:
+        """`queued`: the stored queued response a background worker is about to run (its id, its events)."""
+        if req.background and (req.store is False or self.runs is None or local is not None):
+            raise InvalidRequest("Background mode requires 'store': true." if req.store is False else
+                                 "Background responses are not available here.", param="background",
+                                 code="invalid_value" if req.store is False else "unsupported_parameter")
         if req.prompt is not None:
             raise InvalidRequest("Stored prompt templates are not supported by this server; send 'instructions' "
                                  "and 'input' instead.", param="prompt", code="unsupported_parameter")
@@ -119,7 +126,10 @@ class ResponseService:
             message_items = await resolve_file_parts(context_items, files, owner)
         messages = context.items_to_messages(message_items, req.instructions,
                                               reasoning=provider.config.replay_reasoning)
-        response = objects.new_response(req, response_id=new_id("response"), model=model_id, tools=tools.echo())
+        response = objects.new_response(req, response_id=queued["id"] if queued else new_id("response"),
+                                        model=model_id, tools=tools.echo())
+        if queued is not None:
+            response["created_at"] = queued["created_at"]
         if conversation_id is not None:
             response["conversation"] = {"id": conversation_id}
 
@@ -135,6 +145,9 @@ class ResponseService:
                           replay_reasoning=provider.config.replay_reasoning)
         if req.include and "reasoning.encrypted_content" in req.include:
             run.seal_reasoning = self.sealer.seal
+        if queued is not None:  # response.created and response.queued went out when it was queued
+            run.announce = False
+            events.start_at(2)
         if not tools.empty:
             settings = self.tool_env.config.tools
             run.tools = tools
@@ -164,6 +177,8 @@ class ResponseService:
             self._running[response["id"]] = response
             self._running_owner[response["id"]] = prepared.owner
         try:
+            if response["store"] and self.runs is not None:
+                await self.runs.started(prepared)  # its id is never lost (GET from any process finds it)
             async with contextlib.aclosing(run_response(prepared.run)) as batches:
                 async for batch in batches:
                     if batch:
@@ -202,6 +217,8 @@ class ResponseService:
         if (response["store"] or prepared.history.conversation_id is not None) and (
                 prepared.streamed or not prepared.run.rejected()):
             await self._save(prepared)
+        elif response["store"] and self.runs is not None:  # rejected: as with OpenAI, nothing is kept
+            await self.store.delete(response["id"], owner=prepared.owner)
         if log.isEnabledFor(logging.INFO):
             usage = response["usage"] or {}
             error = response["error"] or {}
@@ -212,8 +229,12 @@ class ResponseService:
     async def _save(self, prepared: Prepared) -> None:
         response = prepared.run.response
         try:
+            finish_run = None
+            if response["background"] and self.runs is not None:  # its run row goes with the final save
+                def finish_run(conn: Any) -> None:
+                    RunStore.finish_in(conn, response["id"])
             await self.history.record(prepared.owner, response, prepared.input_items, prepared.context_items,
-                                      prepared.history)
+                                      prepared.history, also=finish_run)
         except Exception:
             log.exception("could not store response %s", response["id"])
 
@@ -230,6 +251,8 @@ class ResponseService:
     async def delete(self, response_id: str, *, owner: str) -> dict[str, Any]:
         if not await self.store.delete(response_id, owner=owner):
             raise not_found("Response", response_id, param="response_id")
+        if self.runs is not None:
+            await self.runs.store.delete_events(response_id, owner=owner)
         return {"id": response_id, "object": "response.deleted", "deleted": True}
 
     async def list(self, *, owner: str, after: str | None, limit: int, order: str,

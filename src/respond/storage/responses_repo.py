@@ -51,6 +51,7 @@ class ChainLink:
     context_items: list[dict] | None  # set on the first link only: the full context before its own output
     conversation_id: str | None  # set on the first link only: its context is that conversation's items
     conversation_position: int | None
+    status: str | None = None  # the response's status (queued / in_progress: it has not finished yet)
 
 
 @dataclass
@@ -93,13 +94,13 @@ class ResponseStore:
         insert = sqlite_dialect.insert if db.is_sqlite else pg_dialect.insert
         stmt = insert(responses)
         updated = ("created_at", "model", "status", "previous_response_id", "conversation_id",
-                   "conversation_position", "response", "input_items", "context_items")
+                   "conversation_position", "response", "input_items", "context_items", "instance")
         self._upsert = stmt.on_conflict_do_update(
             index_elements=[_c.id], set_={name: stmt.excluded[name] for name in updated},
             where=_c.owner == stmt.excluded.owner)
 
     def row(self, owner: str, response: dict, input_items: list[dict], context_items: list[dict] | None = None,
-            conversation_position: int | None = None) -> dict[str, Any]:
+            conversation_position: int | None = None, instance: str | None = None) -> dict[str, Any]:
         created_at = response.get("created_at")
         return {
             "id": response["id"],
@@ -113,6 +114,7 @@ class ResponseStore:
             "response": response,
             "input_items": input_items,
             "context_items": context_items,
+            "instance": instance,  # set while a foreground response runs (responses/runs.py)
         }
 
     async def save(self, response: dict, input_items: list[dict], context_items: list[dict] | None = None, *,
@@ -179,16 +181,16 @@ def _chain_query() -> Any:
     """Recursive CTE: from one response back through `previous_response_id` until the first response, or one
     whose context is stored otherwise (full `context_items`, or a conversation)."""
     link = select(_c.id, _c.previous_response_id, _c.input_items, _c.response["output"].label("output"),
-                  _c.context_items, _c.conversation_id, _c.conversation_position,
+                  _c.context_items, _c.conversation_id, _c.conversation_position, _c.status,
                   literal(0, Integer).label("depth")).where(_OWNED).cte("chain", recursive=True)
     parent = (select(_c.id, _c.previous_response_id, _c.input_items, _c.response["output"], _c.context_items,
-                     _c.conversation_id, _c.conversation_position, link.c.depth + 1)
+                     _c.conversation_id, _c.conversation_position, _c.status, link.c.depth + 1)
               .join(link, _c.id == link.c.previous_response_id)
               .where(_c.owner == bindparam("owner"), link.c.context_items.is_(None),
                      link.c.conversation_id.is_(None)))
     chain = link.union_all(parent)
     return select(chain.c.id, chain.c.input_items, chain.c.output, chain.c.context_items, chain.c.conversation_id,
-                  chain.c.conversation_position).order_by(chain.c.depth.desc())
+                  chain.c.conversation_position, chain.c.status).order_by(chain.c.depth.desc())
 
 
 _CHAIN = _chain_query()
@@ -210,7 +212,7 @@ def _chain(conn: Connection, owner: str, response_id: str) -> list[ChainLink] | 
     if not rows:
         return None
     return [ChainLink(id=r[0], input_items=r[1], output=r[2] or [], context_items=r[3], conversation_id=r[4],
-                      conversation_position=r[5]) for r in rows]
+                      conversation_position=r[5], status=r[6]) for r in rows]
 
 
 def _input_items(conn: Connection, owner: str, response_id: str) -> list[dict] | None:

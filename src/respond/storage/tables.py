@@ -17,6 +17,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    false,
 )
 
 DEFAULT_OWNER = "default"
@@ -56,6 +58,8 @@ responses = Table(
     # A response in a conversation: the conversation position of the last item it appended (its context,
     # when a later response continues it with previous_response_id, is the conversation up to there).
     Column("conversation_position", BigInteger, nullable=True),
+    # The server process running this (stored, foreground) response; NULL once it is stored finished.
+    Column("instance", String(), nullable=True),
 )
 
 Index("ix_responses_created_seq", responses.c.created_at, responses.c.seq)
@@ -63,6 +67,7 @@ Index("ix_responses_model_created_seq", responses.c.model, responses.c.created_a
 Index("ix_responses_previous", responses.c.previous_response_id)
 Index("ix_responses_conversation", responses.c.conversation_id)
 Index("ix_responses_owner_created_seq", responses.c.owner, responses.c.created_at, responses.c.seq)
+Index("ix_responses_instance", responses.c.instance)
 
 conversations = Table(
     "conversations",
@@ -93,6 +98,49 @@ conversation_items = Table(
 )
 
 Index("ix_conversation_items_item_id", conversation_items.c.conversation_id, conversation_items.c.id)
+
+# Server processes, each renewing its lease while it lives (a process that stopped renewing is gone).
+instances = Table(
+    "instances",
+    metadata,
+    Column("id", String(), primary_key=True),
+    Column("started_at", Float, nullable=False),
+    Column("lease_until", Float, nullable=False),
+)
+
+# Background responses being run or waiting to run (migration 0005; see responses/runs.py): deleted when the run ends.
+response_runs = Table(
+    "response_runs",
+    metadata,
+    Column("response_id", String(), primary_key=True),
+    Column("owner", String(), nullable=False, server_default=DEFAULT_OWNER),
+    Column("background", Boolean(), nullable=False),
+    Column("state", String(), nullable=False),  # queued | running
+    Column("request", JSON(none_as_null=True), nullable=True),  # background: the create request, to run it
+    Column("instance", String(), nullable=True),  # the process running it
+    Column("lease_until", Float, nullable=True),  # renewed by that process; expired: the process is gone
+    Column("cancel_requested", Boolean(), nullable=False, server_default=false()),
+    Column("created_at", Float, nullable=False),
+)
+
+Index("ix_response_runs_state_created", response_runs.c.state, response_runs.c.created_at)
+Index("ix_response_runs_instance", response_runs.c.instance)
+
+# The stream events of background responses, one row per batch, kept for `background.event_retention`.
+response_events = Table(
+    "response_events",
+    metadata,
+    Column("seq", _Seq, primary_key=True, autoincrement=True),
+    Column("response_id", String(), nullable=False),
+    Column("owner", String(), nullable=False, server_default=DEFAULT_OWNER),
+    Column("first_sequence", Integer, nullable=False),
+    Column("last_sequence", Integer, nullable=False),
+    Column("events", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+Index("ix_response_events_response", response_events.c.response_id, response_events.c.last_sequence)
+Index("ix_response_events_created", response_events.c.created_at)
 
 # Files and vector stores (migration 0003_files) live in their own module, in this same metadata.
 from respond.storage import files_tables  # noqa: E402,F401
