@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -33,12 +34,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE.parent))
 
+from respond import jsonutil  # noqa: E402
 from respond.responses.history import History  # noqa: E402
 from respond.storage import Database, ResponseStore  # noqa: E402
 from respond.storage.conversations_repo import ConversationStore  # noqa: E402
 from respond.storage.tables import DEFAULT_OWNER  # noqa: E402
 
 OWNER = DEFAULT_OWNER
+OLD_LAYOUT_BYTES = [0]
 TEXT = "The quick brown fox jumps over the lazy dog; " * 3  # ~140 characters per message
 
 
@@ -62,7 +65,11 @@ async def seed(db: Database, size: int) -> tuple[str, str]:
     store = ResponseStore(db)
     previous = None
     rows = []
+    context_bytes = 0  # what the context_items copy of each row would have taken (the layout before 0002)
     for turn in range(size // 2):
+        context_bytes += len(jsonutil.dumps(message(2 * turn, "user"))) + 1
+        OLD_LAYOUT_BYTES[0] += context_bytes
+        context_bytes += len(jsonutil.dumps(message(2 * turn + 1, "assistant"))) + 1
         rid = f"resp_{size:08x}{turn:040x}"
         response = {"id": rid, "object": "response", "created_at": 1_700_000_000 + turn, "status": "completed",
                     "model": "bench/fake", "previous_response_id": previous, "store": True,
@@ -90,15 +97,23 @@ def chain_bytes(db_path: Path) -> int | None:
 
 
 async def time_load(history: History, *, conversation_id: str | None, previous_id: str | None,
-                    repeat: int) -> tuple[float, int]:
-    times, n = [], 0
+                    repeat: int) -> tuple[float, float, int]:
+    """Medians of (wall ms, CPU ms of this process, all threads) of `History.load`, and the item count."""
+    times, cpu, n = [], [], 0
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         turn = await history.load(OWNER, previous_id=previous_id, conversation_id=conversation_id, local=None,
                                   running={})
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
         n = len(turn.items)
-    return statistics.median(times) * 1000, n
+    return statistics.median(times) * 1000, statistics.median(cpu) * 1000, n
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) used so far by process `pid`."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_upstream() -> tuple[subprocess.Popen, int]:
@@ -148,26 +163,29 @@ def chat_messages(n: int) -> list[dict[str, Any]]:
 
 
 def measure_turns(client: httpx.Client, base: str, upstream: str, kind: str, ident: str, size: int,
-                  turns: int) -> tuple[float, float]:
-    """Medians over `turns` turns: (through respond ms, added by respond ms)."""
-    through_all, added = [], []
+                  turns: int, pid: int) -> tuple[float, float, float]:
+    """Over `turns` turns: medians of (through respond ms, added by respond ms), respond's CPU ms per turn."""
+    through_all, added, cpu = [], [], 0.0
     previous = ident
-    for k in range(turns):
+    for k in range(turns + 1):  # the first turn warms up (connections, caches) and is not counted
         body: dict[str, Any] = {"model": "bench/fake", "input": f"turn {k}", "max_output_tokens": 16}
         body |= {"conversation": ident} if kind == "conversation" else {"previous_response_id": previous}
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), proc_cpu(pid)
         reply = client.post(f"{base}/v1/responses", json=body)
         through = time.perf_counter() - start
+        if k:
+            cpu += proc_cpu(pid) - start_cpu
         reply.raise_for_status()
         assert reply.json()["status"] == "completed", reply.text
         previous = reply.json()["id"]
-        chat = {"model": "fake", "max_tokens": 16, "messages": chat_messages(size + 2 * k + 1)}
+        chat = {"model": "fake", "max_tokens": 16, "messages": chat_messages(size + 2 * k + 1)}  # as many
         start = time.perf_counter()
         client.post(f"{upstream}/v1/chat/completions", json=chat).raise_for_status()
         direct = time.perf_counter() - start
-        through_all.append(through)
-        added.append(through - direct)
-    return statistics.median(through_all) * 1000, statistics.median(added) * 1000
+        if k:
+            through_all.append(through)
+            added.append(through - direct)
+    return statistics.median(through_all) * 1000, statistics.median(added) * 1000, cpu / turns * 1000
 
 
 async def seed_and_load(path: Path, sizes: list[int], repeat: int) -> dict[int, dict[str, Any]]:
@@ -177,10 +195,10 @@ async def seed_and_load(path: Path, sizes: list[int], repeat: int) -> dict[int, 
     history = History(ResponseStore(db), ConversationStore(db))
     for size in sizes:
         conv_id, last = await seed(db, size)
-        conv_ms, conv_n = await time_load(history, conversation_id=conv_id, previous_id=None, repeat=repeat)
-        chain_ms, chain_n = await time_load(history, conversation_id=None, previous_id=last, repeat=repeat)
+        *conv, conv_n = await time_load(history, conversation_id=conv_id, previous_id=None, repeat=repeat)
+        *chain, chain_n = await time_load(history, conversation_id=None, previous_id=last, repeat=repeat)
         assert conv_n == size and chain_n == size, (conv_n, chain_n, size)
-        results[size] = {"conv_id": conv_id, "last": last, "load_conv": conv_ms, "load_chain": chain_ms}
+        results[size] = {"conv_id": conv_id, "last": last, "load_conv": conv, "load_chain": chain}
     await db.close()
     return results
 
@@ -203,22 +221,29 @@ def main() -> int:
                 for size in sizes:
                     r = results[size]
                     r["turn_conv"] = measure_turns(client, base, f"http://127.0.0.1:{upstream_port}",
-                                                   "conversation", r["conv_id"], size, args.turns)
+                                                   "conversation", r["conv_id"], size, args.turns,
+                                                   respond_proc.pid)
                     r["turn_chain"] = measure_turns(client, base, f"http://127.0.0.1:{upstream_port}",
-                                                    "chain", r["last"], size, args.turns)
+                                                    "chain", r["last"], size, args.turns, respond_proc.pid)
         finally:
             respond_proc.terminate()
             upstream_proc.terminate()
             respond_proc.wait(10)
             upstream_proc.wait(10)
-    print(f"SQLite, medians; chain JSON stored for all sizes: {stored_before / 1e6:.1f} MB "
-          f"({sum(s // 2 for s in sizes)} responses)")
-    print(f"{'items':>7} | {'load conv':>10} {'load chain':>11} | {'turn conv':>10} {'added':>7} | "
-          f"{'turn chain':>11} {'added':>7}   (ms)")
+    print(f"SQLite, medians. Chains of {', '.join(str(s // 2) for s in sizes)} turns stored "
+          f"{stored_before / 1e6:.1f} MB of JSON ({sum(s // 2 for s in sizes)} responses); each row copying "
+          f"the chain before it (the layout before migration 0002) would add {OLD_LAYOUT_BYTES[0] / 1e6:.0f} MB")
+    print("load = History.load alone (wall / CPU ms); turn = POST /v1/responses through respond (wall ms), "
+          "added = minus the same-size chat request sent directly, cpu = respond's CPU ms per turn")
+    print(f"{'items':>6} | {'load conv':>13} {'load chain':>13} | {'conv turn':>9} {'added':>7} {'cpu':>6} | "
+          f"{'chain turn':>10} {'added':>7} {'cpu':>6}")
     for size in sizes:
         r = results[size]
-        print(f"{size:>7} | {r['load_conv']:>10.2f} {r['load_chain']:>11.2f} | {r['turn_conv'][0]:>10.2f} "
-              f"{r['turn_conv'][1]:>7.2f} | {r['turn_chain'][0]:>11.2f} {r['turn_chain'][1]:>7.2f}")
+        (lcw, lcc), (lhw, lhc) = r["load_conv"], r["load_chain"]
+        tc, th = r["turn_conv"], r["turn_chain"]
+        print(f"{size:>6} | {lcw:>6.1f} /{lcc:>5.1f} {lhw:>6.1f} /{lhc:>5.1f} | {tc[0]:>9.1f} {tc[1]:>7.1f} "
+              f"{tc[2]:>6.1f} | {th[0]:>10.1f} {th[1]:>7.1f} {th[2]:>6.1f}")
+    print(f"load average during the run: {os.getloadavg()}")
     return 0
 
 

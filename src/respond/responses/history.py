@@ -81,7 +81,8 @@ class History:
         self.conversations = conversations
 
     async def load(self, owner: str, *, previous_id: str | None, conversation_id: str | None,
-                   local: LocalHistory | None, running: dict[str, Any]) -> TurnHistory:
+                   local: LocalHistory | None, running: dict[str, str]) -> TurnHistory:
+        """The context before a turn's input. `running`: ids of the responses running now -> their owner."""
         if conversation_id is not None:
             items = await self.conversations.items(owner, conversation_id)
             if items is None:
@@ -93,7 +94,7 @@ class History:
         if kept is not None:
             return TurnHistory(items=(kept.context_items or []) + kept.response["output"], stored=False)
         items = await self.chain(owner, previous_id)
-        if items is None and previous_id in running:
+        if items is None and running.get(previous_id) == owner:
             raise InvalidRequest(f"Previous response with id '{previous_id}' is still in progress; continue it "
                                  "once it has finished.", param="previous_response_id",
                                  code="previous_response_in_progress")

@@ -25,6 +25,7 @@ from respond.responses.items import normalize_input
 from respond.responses.loop import ResponseRun, run_response
 from respond.responses.request import CreateResponseRequest
 from respond.responses.tools import ToolEnv, ToolRun, ToolSet
+from respond.storage.conversations_repo import ConversationStore
 from respond.storage.responses_repo import ResponseStore, StoredResponse
 
 log = logging.getLogger("respond.responses")
@@ -59,15 +60,16 @@ class Prepared:
 
 
 class ResponseService:
-    def __init__(self, router: Router, store: ResponseStore, history: History,
+    def __init__(self, router: Router, store: ResponseStore, history: History | None = None,
                  tool_env: ToolEnv | None = None) -> None:
         self.router = router
         self.store = store
-        self.history = history
+        self.history = history or History(store, ConversationStore(store.db))
         self.tool_env = tool_env or ToolEnv.default()
         # Responses running right now (stored ones become retrievable before they finish, as with OpenAI;
         # kept in memory rather than written twice: the one write happens before the terminal event).
         self._running: dict[str, dict[str, Any]] = {}
+        self._running_owner: dict[str, str] = {}
 
     # -- create ----------------------------------------------------------------------------------------
     async def prepare(self, req: CreateResponseRequest, *, stream: bool, owner: str,
@@ -127,7 +129,7 @@ class ResponseService:
 
     async def _history(self, req: CreateResponseRequest, local: LocalResponses | None, owner: str) -> TurnHistory:
         return await self.history.load(owner, previous_id=req.previous_response_id,
-                                       conversation_id=conversation_param(req), local=local, running=self._running)
+                                       conversation_id=conversation_param(req), local=local, running=self._running_owner)
 
     async def stream(self, prepared: Prepared) -> AsyncIterator[list[Event]]:
         """Run a prepared response, yielding its events in batches; it is stored however the run ends.
@@ -137,6 +139,7 @@ class ResponseService:
         response = prepared.run.response
         if response["store"]:
             self._running[response["id"]] = response
+            self._running_owner[response["id"]] = prepared.owner
         try:
             async with contextlib.aclosing(run_response(prepared.run)) as batches:
                 async for batch in batches:
@@ -148,6 +151,7 @@ class ResponseService:
                     response["status"] = "cancelled"
                 await asyncio.shield(self._finish(prepared))
             self._running.pop(response["id"], None)
+            self._running_owner.pop(response["id"], None)
 
     async def create(self, prepared: Prepared) -> dict[str, Any]:
         """Run a prepared response to its end and return the final response object."""
@@ -184,7 +188,7 @@ class ResponseService:
     # -- read / delete ------------------------------------------------------------------------------------
     async def get(self, response_id: str, *, owner: str) -> dict[str, Any]:
         running = self._running.get(response_id)
-        if running is not None:
+        if running is not None and self._running_owner.get(response_id) == owner:
             return objects.snapshot(running)
         stored = await self.store.get(response_id, owner=owner)
         if stored is None:
