@@ -85,6 +85,9 @@ class Config(BaseModel):
     test_id_header: bool = Field(
         default=False, description="Honour the X-Respond-Test-Id request header (per-test recordings and "
         "deterministic ids) even in live mode; it is always honoured when recording or replaying.")
+    strict_parameters: bool = Field(
+        default=True, description="Answer unknown top-level request parameters with a 400 unknown_parameter, as "
+        "OpenAI does; false: accept and ignore them.")
 
     @property
     def honours_test_ids(self) -> bool:

@@ -74,9 +74,14 @@ class UpstreamError(APIError):
         self.body = body
 
 
+def shorten(text: str, limit: int = 64) -> str:
+    """A user-supplied id or name as error messages quote it: cut to `limit` characters + '...'."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def not_found(kind: str, ident: str, param: str | None = None) -> NotFound:
     """The 404 for an unknown id, worded as OpenAI words it."""
-    return NotFound(f"{kind} with id '{ident}' not found.", param=param)
+    return NotFound(f"{kind} with id '{shorten(ident)}' not found.", param=param)
 
 
 # pydantic puts the member of a union (or a validator's name) into an error's location: not a parameter name

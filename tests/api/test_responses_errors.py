@@ -108,7 +108,12 @@ def test_upstream_rate_limit_and_bad_request_codes(client: openai.OpenAI, upstre
     upstream.script(error(429, "slow down"))
     assert create(client, model=MODEL, input="x").error.code == "rate_limit_exceeded"
     upstream.script(error(400, "bad prompt", code="invalid_value"))
-    assert create(client, model=MODEL, input="x").error.code == "invalid_prompt"
+    events = post_stream(client.base_url.__str__().rstrip("/"), {"model": MODEL, "input": "x"})
+    assert validate_stream(events)["error"]["code"] == "invalid_prompt"
+    upstream.script(error(400, "bad prompt", code="invalid_value"))  # not streamed: the upstream's 400 itself
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model=MODEL, input="x")
+    assert err.value.code == "invalid_value"
 
 
 def test_upstream_unreachable_and_timeout(make_server, upstream) -> None:

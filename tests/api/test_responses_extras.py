@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import openai
+import pytest
 
+from respond.responses.compact import INSTRUCTION
 from tests.api.wire import create
 from tests.support.upstream import error, reply
 
@@ -20,8 +22,9 @@ def test_compact_output_is_accepted_back_as_input(client: openai.OpenAI, upstrea
     kinds = [i["type"] for i in compacted["output"]]
     assert kinds == ["message", "compaction"]
     assert compacted["output"][0]["role"] == "user"
-    summary_request = upstream.chat_bodies[-1]["messages"]
-    assert "Which planet has rings?" in summary_request[-1]["content"] and "Saturn." in summary_request[-1]["content"]
+    assert upstream.chat_bodies[-1]["messages"] == [
+        {"role": "user", "content": "Which planet has rings?"}, {"role": "assistant", "content": "Saturn."},
+        {"role": "user", "content": INSTRUCTION}]
 
     r2 = create(client, model=MODEL, input=compacted["output"] + [{"role": "user", "content": "Sure?"}])
     assert r2.output_text == "Yes, Saturn."
@@ -61,8 +64,9 @@ def test_truncation_auto_drops_oldest_turns_on_context_overflow(client: openai.O
     assert len(first["messages"]) == 5 and [m["content"] for m in retry["messages"]] == ["two", "second", "three"]
 
     upstream.script(overflow)
-    r4 = create(client, model=MODEL, input="four", previous_response_id=r3.id)  # truncation disabled
-    assert r4.status == "failed" and "context length" in r4.error.message
+    with pytest.raises(openai.BadRequestError) as err:  # truncation disabled: the upstream's 400 as it came
+        client.responses.create(model=MODEL, input="four", previous_response_id=r3.id)
+    assert err.value.code == "context_length_exceeded" and "context length" in err.value.message
 
 
 def test_input_tokens_needs_a_known_model(client: openai.OpenAI) -> None:

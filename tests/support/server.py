@@ -96,7 +96,8 @@ def local_provider() -> ProviderConfig:
 
 def make_config(data_dir: Path, providers: list[ProviderConfig], **fields: Any) -> Config:
     fields.setdefault("test_id_header", True)
-    return Config(data_dir=str(data_dir), providers=providers, default_model="up/scripted", **fields)
+    fields.setdefault("default_model", "up/scripted")
+    return Config(data_dir=str(data_dir), providers=providers, **fields)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,13 @@ from fastapi import APIRouter, Query, Request
 from respond.api.http import JSON, EventStreamResponse, cancel_on_disconnect, read_json, sse_frame
 from respond.api.owner import request_owner
 from respond.errors import InvalidRequest
-from respond.responses.request import parse_create_request
+from respond.responses.request import (
+    COMPACT_PARAMETERS,
+    CREATE_PARAMETERS,
+    INPUT_TOKENS_PARAMETERS,
+    CreateResponseRequest,
+    parse_create_request,
+)
 from respond.responses.service import Prepared, ResponseService
 
 router = APIRouter()
@@ -23,9 +29,15 @@ def _service(request: Request) -> ResponseService:
     return request.app.state.services.responses
 
 
+async def _body(request: Request, parameters: frozenset[str] = CREATE_PARAMETERS) -> CreateResponseRequest:
+    """The validated body; `parameters`: the top-level parameters this endpoint accepts."""
+    strict = request.app.state.services.config.strict_parameters
+    return parse_create_request(await read_json(request), strict=strict, parameters=parameters)
+
+
 @router.post("/v1/responses")
 async def create_response(request: Request) -> Any:
-    req = parse_create_request(await read_json(request))
+    req = await _body(request)
     service = _service(request)
     prepared = await service.prepare(req, stream=bool(req.stream), owner=request_owner(request))
     if req.stream:
@@ -44,13 +56,13 @@ async def _sse(service: ResponseService, prepared: Prepared) -> AsyncIterator[by
 
 @router.post("/v1/responses/compact")
 async def compact_response(request: Request) -> JSON:
-    req = parse_create_request(await read_json(request))
-    return JSON(await _service(request).compact(req, owner=request_owner(request)))
+    req = await _body(request, COMPACT_PARAMETERS)
+    return JSON(await cancel_on_disconnect(request, _service(request).compact(req, owner=request_owner(request))))
 
 
 @router.post("/v1/responses/input_tokens")
 async def count_input_tokens(request: Request) -> JSON:
-    req = parse_create_request(await read_json(request))
+    req = await _body(request, INPUT_TOKENS_PARAMETERS)
     return JSON(await _service(request).count_input_tokens(req, owner=request_owner(request)))
 
 

@@ -16,6 +16,7 @@ order sent, and their events echo that `stream_id`. Different lanes run side by 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -23,7 +24,7 @@ from fastapi import APIRouter, WebSocket
 
 from respond import jsonutil
 from respond.api.owner import request_owner
-from respond.errors import APIError, InvalidRequest
+from respond.errors import APIError, InvalidRequest, shorten
 from respond.responses.events import EventStream
 from respond.responses.request import parse_create_request
 from respond.responses.service import LocalResponses, ResponseService
@@ -39,7 +40,9 @@ _ENVELOPE = ("type", "stream_id", "stream")
 @router.websocket("/v1/responses")
 async def responses_socket(websocket: WebSocket) -> None:
     await websocket.accept()
-    await ResponsesConnection(websocket, websocket.app.state.services.responses, request_owner(websocket)).serve()
+    services = websocket.app.state.services
+    await ResponsesConnection(websocket, services.responses, request_owner(websocket),
+                              services.config.strict_parameters).serve()
 
 
 def error_event(exc: APIError, stream_id: str | None = None) -> dict[str, Any]:
@@ -62,10 +65,11 @@ def steer_failed_event(frame: dict[str, Any]) -> dict[str, Any]:
 class ResponsesConnection:
     """One client connection: reads frames, runs responses on their lanes, writes events."""
 
-    def __init__(self, websocket: WebSocket, service: ResponseService, owner: str) -> None:
+    def __init__(self, websocket: WebSocket, service: ResponseService, owner: str, strict: bool = True) -> None:
         self.websocket = websocket
         self.service = service
         self.owner = owner
+        self.strict = strict  # unknown parameters are a 400 (config strict_parameters)
         self.local = LocalResponses()
         self.lanes: dict[str | None, asyncio.Queue[dict[str, Any]]] = {}
         self.workers: list[asyncio.Task[None]] = []
@@ -109,7 +113,7 @@ class ResponsesConnection:
         elif kind == "response.steer":
             await self.send(steer_failed_event(frame))
         else:
-            shown = kind if isinstance(kind, str) else repr(kind)
+            shown = shorten(kind if isinstance(kind, str) else repr(kind))
             await self.send(error_event(InvalidRequest(
                 f"Unsupported event type '{shown}': this server accepts 'response.create'.", param="type",
                 code="unsupported_event_type")))
@@ -142,10 +146,14 @@ class ResponsesConnection:
                 raise InvalidRequest("'generate: false' is not supported by this server.", param="generate",
                                      code="unsupported_parameter")
             body.pop("generate", None)
-            req = parse_create_request(body)
+            req = parse_create_request(body, strict=self.strict)
             req.stream = True
             prepared = await self.service.prepare(req, stream=True, owner=self.owner, local=self.local)
         except APIError as exc:
+            # a continuation that fails validation evicts what it continued, as one that fails running does
+            previous = body.get("previous_response_id")
+            if isinstance(previous, str):
+                self.local.items.pop(previous, None)
             await self.send(error_event(exc, stream_id))
             return
         batches = self.service.stream(prepared)
@@ -159,12 +167,32 @@ class ResponsesConnection:
             await batches.aclose()
 
     async def send(self, event: dict[str, Any]) -> None:
-        """Write one event frame; once the client is gone, frames are dropped (the reader then cancels)."""
+        """Write one event frame; once the client is gone, frames are dropped (the reader then cancels).
+
+        An event that cannot be serialized (a bug) is not skipped silently, which would leave the client
+        waiting for events that never come: an `error` event says so and the connection closes with 1011.
+        """
         if self.closed:
             return
         async with self._send_lock:
             try:
-                await self.websocket.send_text(jsonutil.dumps(event))
+                text = jsonutil.dumps(event)
+            except Exception:
+                log.exception("websocket: cannot serialize a %r event; closing the connection", event.get("type"))
+                await self._close_on_bug(event.get("stream_id"))
+                return
+            try:
+                await self.websocket.send_text(text)
             except Exception as exc:  # WebSocketDisconnect, OSError, or a send after close
                 self.closed = True
                 log.info("websocket client went away: %s", type(exc).__name__)
+
+    async def _close_on_bug(self, stream_id: Any) -> None:
+        self.closed = True
+        error = error_event(APIError("The server had an error while sending an event; the connection is "
+                                     "closed.", code="internal_error"), stream_id if isinstance(stream_id, str)
+                            else None)
+        with contextlib.suppress(Exception):
+            await self.websocket.send_text(jsonutil.dumps(error))
+        with contextlib.suppress(Exception):
+            await self.websocket.close(code=1011, reason="internal error")

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import Any
 
-from respond.errors import InvalidRequest, NotFound
+from respond.errors import InvalidRequest, NotFound, shorten
 from respond.inference.base import ModelInfo, Provider
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,12 @@ class Router:
     def resolve(self, model_id: str | None) -> tuple[Provider, str]:
         """`(provider, upstream model name)` for a client model id, from the current snapshot.
 
-        Raises `InvalidRequest(param="model", code="model_not_found")` (HTTP 400) for an unknown id.
+        Raises `InvalidRequest(param="model", code="model_not_found")` (HTTP 400) for an unknown id, and
+        `missing_required_parameter` when there is no id and no default model.
         """
+        if not model_id and not self.default_model:
+            raise InvalidRequest("Missing required parameter: 'model'.", param="model",
+                                 code="missing_required_parameter")
         found = self._find(model_id or self.default_model)
         if found is None:
             raise self._unknown(model_id or self.default_model or "")
@@ -98,7 +102,7 @@ class Router:
 
     def _unknown(self, model_id: str) -> InvalidRequest:
         return InvalidRequest(
-            f"The model '{model_id}' does not exist or you do not have access to it. "
+            f"The model '{shorten(model_id)}' does not exist or you do not have access to it. "
             f"Available models: {', '.join(self.model_ids()) or '(none)'}.",
             param="model", code="model_not_found")
 
@@ -121,7 +125,7 @@ class Router:
         await self._ensure()
         found = self._find(model_id)
         if found is None or found[2] is None:
-            raise NotFound(f"The model '{model_id}' does not exist or you do not have access to it.",
+            raise NotFound(f"The model '{shorten(model_id)}' does not exist or you do not have access to it.",
                            param="model", code="model_not_found")
         provider, _, info = found
         return _model_dict(provider.id, info)

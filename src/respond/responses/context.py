@@ -32,8 +32,71 @@ def decode_compaction(blob: str) -> str:
                              code="invalid_encrypted_content") from None
 
 
+def _place_tool_results(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Put every tool result right after the assistant message that made its call, as Chat Completions
+    requires (`assistant(tool_calls), tool, tool, ...`), whatever order the input items came in.
+
+    Messages that fell between a call and its result (a user message sent along with the outputs) follow
+    the tool results. Images and files in a tool result travel in a `user` message after the turn's tool
+    messages (a `tool` message may carry text only); the tool message keeps the text, or a note.
+    """
+    tools = [i for i, m in enumerate(messages) if m["role"] == "tool"]
+    if not tools:
+        return messages
+    by_call = {messages[i]["tool_call_id"]: i for i in tools}
+    placed: set[int] = set()
+    for m in messages:
+        if m["role"] == "assistant":
+            for call in m.get("tool_calls") or ():
+                index = by_call.get(call["id"])
+                if index is not None:
+                    placed.add(index)
+    out: list[dict[str, Any]] = []
+    for i, m in enumerate(messages):
+        if i in placed:
+            continue  # it goes right after its call
+        if m["role"] == "tool":  # a result without a call (validated away elsewhere): stays where it was
+            _add_tool_results(out, [m])
+            continue
+        out.append(m)
+        if m["role"] == "assistant" and m.get("tool_calls"):
+            _add_tool_results(out, [messages[by_call[c["id"]]] for c in m["tool_calls"] if c["id"] in by_call])
+    return out
+
+
+def _add_tool_results(out: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+    """Append one turn's tool messages (text only), then one user message with their images and files."""
+    attachments: list[dict[str, Any]] = []
+    for message in results:
+        out.append(_split_tool_message(message, attachments))
+    if attachments:
+        out.append({"role": "user", "content": attachments})
+
+
+def _split_tool_message(message: dict[str, Any], attachments: list[dict[str, Any]]) -> dict[str, Any]:
+    """The tool message with its text only; its images and files go to `attachments` (labelled by call)."""
+    content = message["content"]
+    if isinstance(content, str) or all(p["type"] == "text" for p in content):
+        return message
+    text = [p for p in content if p["type"] == "text"]
+    media = [p for p in content if p["type"] != "text"]
+    kinds = {"image" if p["type"] == "image_url" else "file" for p in media}
+    noun = "image" if kinds == {"image"} else "file" if kinds == {"file"} else "attachment"
+    if not text:
+        text = [{"type": "text", "text": f"(see the {noun}{'s' if len(media) > 1 else ''} below)"}]
+    attachments.append({"type": "text", "text": f"The output of tool call {message['tool_call_id']} includes:"})
+    attachments.extend(media)
+    return {**message, "content": text}
+
+
 def items_to_messages(items: list[dict[str, Any]], instructions: str | None) -> list[dict[str, Any]]:
-    """Chat messages for a list of canonical items, with `instructions` as the leading system message."""
+    """Chat messages for a list of canonical items, with `instructions` as the leading system message;
+    tool results placed as Chat Completions requires (`_place_tool_results`)."""
+    return _place_tool_results(_item_messages(items, instructions))
+
+
+def _item_messages(items: list[dict[str, Any]], instructions: str | None) -> list[dict[str, Any]]:
+    """One chat message per item, in item order."""
     messages: list[dict[str, Any]] = []
     if instructions:
         messages.append({"role": "system", "content": instructions})
@@ -177,7 +240,7 @@ def chat_request(req: CreateResponseRequest, upstream_model: str, messages: list
         if req.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = req.parallel_tool_calls
     for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "user",
-                 "safety_identifier", "prompt_cache_key", "prompt_cache_retention"):
+                 "safety_identifier", "prompt_cache_key", "prompt_cache_retention", "service_tier"):
         value = getattr(req, name)
         if value is not None:
             body[name] = value

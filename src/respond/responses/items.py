@@ -7,6 +7,7 @@ and message content is always a list of typed parts, so everything downstream ha
 
 from __future__ import annotations
 
+import binascii
 from typing import Any
 
 from respond.errors import InvalidRequest
@@ -124,12 +125,31 @@ def _normalize_part(part: Any, where: str, role: str) -> dict[str, Any]:
         if isinstance(url, str) and not url.startswith(("http://", "https://", "data:")):
             raise InvalidRequest(f"Invalid value for '{where}.image_url': expected an http(s) URL or a data URL.",
                                  param=f"{where}.image_url", code="invalid_image_url")
+        if isinstance(url, str) and url.startswith("data:"):
+            _check_image_data_url(url, f"{where}.image_url")
         return {"type": "input_image", "image_url": url, "file_id": part.get("file_id"),
                 "detail": part.get("detail") or "auto"}
     # input_file
     if not any(part.get(k) for k in ("file_data", "file_id", "file_url")):
         raise InvalidRequest(f"'{where}' needs one of file_data, file_id or file_url.", param=where)
     return {k: v for k, v in part.items() if v is not None}
+
+
+def _check_image_data_url(url: str, param: str) -> None:
+    """A `data:` image URL must be `data:image/<type>;base64,<valid base64>`: rejected here (400, OpenAI's
+    codes) rather than by the upstream after the request was sent."""
+    header, comma, data = url.partition(",")
+    if not comma or not header.endswith(";base64") or not header[len("data:"):].startswith("image/"):
+        raise InvalidRequest(f"Invalid value for '{param}': expected a base64 data URL "
+                             "(data:image/<type>;base64,<data>).", param=param, code="invalid_image_url")
+    try:
+        binascii.a2b_base64(data, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest(f"Invalid 'image_url' at '{param}': the data URL's image data is not valid base64.",
+                             param=param, code="invalid_base64_image") from None
+    if not data:
+        raise InvalidRequest(f"Invalid 'image_url' at '{param}': the image is empty.", param=param,
+                             code="empty_image_file")
 
 
 def output_text_part(text: str = "", logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -61,6 +61,14 @@ class ResponseRun:
     # Stores the finished response. Awaited *before* the terminal event goes out, so a client that continues
     # the moment it sees `response.completed` always finds the response stored.
     persist: Callable[[], Awaitable[None]] | None = None
+    failure: APIError | None = None  # what ended the response `failed`, when it was an APIError
+
+    def rejected(self) -> bool:
+        """Whether the upstream refused the request (a client-fault 4xx) before any output: a non-streamed
+        create then answers with that HTTP error instead of a `failed` response."""
+        exc = self.failure
+        return isinstance(exc, UpstreamError) and is_client_fault(exc.upstream_status) \
+            and not self.response["output"]
 
 
 async def run_response(run: ResponseRun) -> AsyncIterator[list[Event]]:
@@ -74,6 +82,7 @@ async def run_response(run: ResponseRun) -> AsyncIterator[list[Event]]:
         async for batch in _model_turns(run):
             yield batch
     except APIError as exc:
+        run.failure = exc
         _fail(response, exc)
     except (asyncio.CancelledError, GeneratorExit):  # the client went away: the service stores it cancelled
         response["status"] = "cancelled"
@@ -92,6 +101,16 @@ async def run_response(run: ResponseRun) -> AsyncIterator[list[Event]]:
     yield events.drain()
 
 
+# The codes a Response's `error` may carry (openai.types.responses.ResponseError), beyond the generic ones:
+# an upstream's own code (OpenAI's, for images) is passed on when it is one of these.
+RESPONSE_ERROR_CODES = frozenset((
+    "invalid_image", "invalid_image_format", "invalid_base64_image", "invalid_image_url", "image_too_large",
+    "image_too_small", "image_parse_error", "image_content_policy_violation", "invalid_image_mode",
+    "image_file_too_large", "unsupported_image_media_type", "empty_image_file", "failed_to_download_image",
+    "image_file_not_found", "vector_store_timeout", "data_residency_mismatch", "bio_policy",
+    "misalignment_policy_violation"))
+
+
 def _fail(response: dict[str, Any], exc: APIError) -> None:
     """End the response `failed`. The error code says whose fault it was, in OpenAI's vocabulary."""
     status = exc.upstream_status if isinstance(exc, UpstreamError) else exc.status_code
@@ -99,7 +118,9 @@ def _fail(response: dict[str, Any], exc: APIError) -> None:
     if status == 429:
         code = "rate_limit_exceeded"
     elif is_client_fault(status):
-        code = "invalid_prompt"  # the upstream rejected what was asked (too long, bad parameter...)
+        # the upstream rejected what was asked: its own code when OpenAI has it (invalid_base64_image...),
+        # else invalid_prompt (too long, bad parameter...)
+        code = exc.code if exc.code in RESPONSE_ERROR_CODES else "invalid_prompt"
     response["status"] = "failed"
     response["error"] = {"code": code, "message": exc.message}
     log.warning("response %s failed: %s", response["id"], exc.message)
@@ -153,6 +174,7 @@ async def _model_turns(run: ResponseRun) -> AsyncIterator[list[Event]]:
         response["output"].extend(turn_items)
         turn_usage = assembler.usage or await asyncio.to_thread(_estimate_usage, messages, assembler.items)
         response["usage"] = objects.add_usage(response["usage"], turn_usage)
+        objects.note_service_tier(response, assembler.service_tier)
         if events.events:
             yield events.drain()
         if incomplete_reason is not None:

@@ -36,7 +36,7 @@ def new_response(req: CreateResponseRequest, *, response_id: str, model: str, to
         "reasoning": {"effort": req.reasoning.effort if req.reasoning else None,
                       "summary": req.reasoning.summary if req.reasoning else None},
         "safety_identifier": req.safety_identifier,
-        "service_tier": "default",
+        "service_tier": req.service_tier or "auto",  # until the upstream says which tier served it
         "store": req.store is not False,
         "temperature": req.temperature if req.temperature is not None else 1.0,
         "text": context.echo_text(req),
@@ -51,6 +51,19 @@ def new_response(req: CreateResponseRequest, *, response_id: str, model: str, to
         "user": req.user,
         "metadata": req.metadata or {},
     }
+
+
+# The tiers a Response's `service_tier` may show (the openai SDK's Response type).
+SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast", "ultrafast")
+
+
+def note_service_tier(response: dict[str, Any], reported: Any) -> None:
+    """After a model turn: the tier the upstream says served it, else what "auto" resolves to ("default",
+    as OpenAI reports it) or the requested tier."""
+    if reported in SERVICE_TIERS:
+        response["service_tier"] = reported
+    elif response["service_tier"] == "auto":
+        response["service_tier"] = "default"
 
 
 def snapshot(response: dict[str, Any]) -> dict[str, Any]:

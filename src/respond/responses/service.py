@@ -56,6 +56,7 @@ class Prepared:
     local: LocalResponses | None
     owner: str
     history: TurnHistory
+    streamed: bool = True
     finished: bool = False
 
 
@@ -123,7 +124,7 @@ class ResponseService:
             run.max_rounds = settings.max_rounds
             run.concurrency = settings.concurrency
         prepared = Prepared(run=run, request=req, input_items=input_items, context_items=context_items,
-                            local=local, owner=owner, history=history)
+                            local=local, owner=owner, history=history, streamed=stream)
         run.persist = lambda: self._finish(prepared)  # the loop stores the response before its terminal event
         return prepared
 
@@ -154,9 +155,17 @@ class ResponseService:
             self._running_owner.pop(response["id"], None)
 
     async def create(self, prepared: Prepared) -> dict[str, Any]:
-        """Run a prepared response to its end and return the final response object."""
+        """Run a prepared response to its end and return the final response object.
+
+        When the upstream rejected the request before any output (a 4xx: invalid image, bad parameter), that
+        error is raised instead (the client gets its status and an OpenAI envelope, and, as with OpenAI, no
+        response is created: none is stored).
+        """
         async for _ in self.stream(prepared):
             pass
+        if prepared.run.rejected():
+            assert prepared.run.failure is not None
+            raise prepared.run.failure
         return prepared.run.response
 
     async def _finish(self, prepared: Prepared) -> None:
@@ -168,7 +177,8 @@ class ResponseService:
             elif not response["store"]:
                 prepared.local.keep(StoredResponse(response=response, input_items=prepared.input_items,
                                                    context_items=prepared.context_items))
-        if response["store"] or prepared.history.conversation_id is not None:
+        if (response["store"] or prepared.history.conversation_id is not None) \
+                and (prepared.streamed or not prepared.run.rejected()):
             await self._save(prepared)
         if log.isEnabledFor(logging.INFO):
             usage = response["usage"] or {}
@@ -226,9 +236,13 @@ class ResponseService:
         return {"object": "response.input_tokens", "input_tokens": count}
 
     async def compact(self, req: CreateResponseRequest, *, owner: str) -> dict[str, Any]:
-        """Summarize the chain into one opaque `compaction` item (see `compact.py`)."""
+        """Summarize the chain into one opaque `compaction` item (see `compact.py`). `model` is required."""
+        if not req.model:
+            raise InvalidRequest("Missing required parameter: 'model'.", param="model",
+                                 code="missing_required_parameter")
         provider, upstream_model = await self.router.aresolve(req.model)
-        return await compact_items(provider, upstream_model, await self._items_for(req, owner))
+        return await compact_items(provider, upstream_model, await self._items_for(req, owner), req.instructions,
+                                   req.prompt_cache_key)
 
 
 def check_tool_pairs(items: list[dict[str, Any]]) -> None:
@@ -236,8 +250,8 @@ def check_tool_pairs(items: list[dict[str, Any]]) -> None:
     calls = {i["call_id"] for i in items if i["type"] == "function_call"}
     outputs = {i["call_id"] for i in items if i["type"] == "function_call_output"}
     for call_id in outputs - calls:
-        raise InvalidRequest(f"No tool call found for function call output with call_id {call_id}.",
+        raise InvalidRequest(f"No tool call found for function call output with call_id {shorten(call_id)}.",
                              param="input", code="invalid_value")
     for call_id in calls - outputs:
-        raise InvalidRequest(f"No tool output found for function call {call_id}.", param="input",
+        raise InvalidRequest(f"No tool output found for function call {shorten(call_id)}.", param="input",
                              code="invalid_value")

@@ -68,6 +68,7 @@ class TurnAssembler:
         self.items: list[tuple[int, dict[str, Any]]] = []  # (output_index, finished item)
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
+        self.service_tier: str | None = None  # the tier the upstream says served the turn
         self._message: _Message | None = None
         self._reasoning: _Reasoning | None = None
         self._calls: list[_Call] = []  # in the order the model started them
@@ -79,6 +80,7 @@ class TurnAssembler:
         usage = chunk.get("usage")
         if usage:
             self.usage = usage
+            self.service_tier = chunk.get("service_tier") or self.service_tier
         choices = chunk.get("choices")
         if not choices:
             return
@@ -101,6 +103,8 @@ class TurnAssembler:
                 self._on_tool_call(call)
         if choice.get("finish_reason"):
             self.finish_reason = choice["finish_reason"]
+            # read once per turn (not per chunk): OpenAI repeats it on every chunk
+            self.service_tier = chunk.get("service_tier") or self.service_tier
 
     def _take_index(self) -> int:
         index = self.next_index
@@ -162,10 +166,13 @@ class TurnAssembler:
             if self.annotators:
                 self._annotate(m, content_index, part)
             self.events.text_done(m.item["id"], m.output_index, content_index, text, m.logprobs)
+            # logprobs travel on the text deltas, `.done` and the finished item; OpenAI's content_part.done
+            # carries the part with `logprobs: []`
+            shown = {**part, "logprobs": []} if m.logprobs else part
         else:
-            part = {"type": "refusal", "refusal": text}
+            part = shown = {"type": "refusal", "refusal": text}
             self.events.refusal_done(m.item["id"], m.output_index, content_index, text)
-        self.events.part_done(m.item["id"], m.output_index, content_index, part)
+        self.events.part_done(m.item["id"], m.output_index, content_index, shown)
         m.item["content"].append(part)
         m.chunks, m.part_kind, m.logprobs = [], None, []
 
