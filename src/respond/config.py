@@ -68,6 +68,37 @@ class ToolsConfig(BaseModel):
                              "(when parallel_tool_calls allows).")
 
 
+class MCPServerConfig(BaseModel):
+    """An MCP server the operator declares: requests use it by `server_label` (or `connector_id`) without
+    knowing its URL or credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(description="The server_label requests name it by.")
+    url: str = Field(description="Its MCP endpoint (streamable HTTP; SSE when the path ends in /sse or as a "
+                     "fallback).")
+    headers: dict[str, str] = Field(default_factory=dict, description="Sent with every request to it, e.g. "
+                                    "Authorization: Bearer ${GITHUB_TOKEN} (values interpolated from the env).")
+    connector_id: str | None = Field(default=None, description="Also usable as a request's connector_id.")
+    description: str | None = None
+
+
+class MCPConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    servers: list[MCPServerConfig] = Field(default_factory=list)
+    allow_request_urls: bool = Field(default=True, description="Whether requests may name their own "
+                                     "server_url (false: only the servers declared here).")
+    allowed_urls: list[str] = Field(default_factory=list, description="URL prefixes requests may use. Empty: "
+                                    "any public http(s) URL. Listed prefixes may be on private networks.")
+    denied_urls: list[str] = Field(default_factory=list, description="URL prefixes always refused.")
+    allow_private_networks: bool = Field(default=False, description="Let request URLs reach loopback, "
+                                         "private, link-local and reserved addresses (off: only via allowed_urls).")
+    connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to connect to a server.")
+    list_timeout: float = Field(default=30.0, gt=0, description="Seconds for connecting and listing tools.")
+    call_timeout: float = Field(default=60.0, gt=0, description="Seconds for connecting and one tool call.")
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -82,6 +113,7 @@ class Config(BaseModel):
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
+    mcp: MCPConfig = Field(default_factory=MCPConfig)
     test_id_header: bool = Field(
         default=False, description="Honour the X-Respond-Test-Id request header (per-test recordings and "
         "deterministic ids) even in live mode; it is always honoured when recording or replaying.")

@@ -7,7 +7,8 @@ import pytest
 
 # The project's seeds live in ../shared/seeds beside the repo (read-only; CI has them there too): real
 # recordings made by another tool (other names, other hash).
-SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
+SEEDS = next((p for p in (Path(__file__).resolve().parents[3] / "shared" / "seeds", Path("/work/shared/seeds"))
+              if p.is_dir()), Path("/work/shared/seeds"))  # beside the repo; /work/shared from a worktree
 
 
 @pytest.fixture

@@ -321,7 +321,7 @@ async def test_max_rounds_ends_the_response_incomplete() -> None:
     events = await run_all(run)
     assert len(provider.bodies) == 3
     assert run.response["status"] == "incomplete"
-    assert run.response["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert run.response["incomplete_details"] == {"reason": "max_messages"}
     assert types_of(events)[-1] == "response.incomplete"
     assert [i["status"] for i in run.response["output"]] == ["completed"] * 3
 

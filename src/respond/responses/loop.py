@@ -32,9 +32,9 @@ from respond.responses.turn import TurnAssembler
 log = logging.getLogger("respond.loop")
 
 SKIPPED = "Tool call skipped: maximum tool calls limit ({limit}) reached."
-# The Responses API has no reason for "too many tool rounds"; of the reasons the API (and its SDK types)
-# know, max_output_tokens is the one that means "the output was cut at a bound".
-MAX_ROUNDS_REASON = "max_output_tokens"
+# The reason a response stopped by `tools.max_rounds` gives: of the reasons the Responses API's SDK types
+# know (max_output_tokens, max_messages, content_filter, steered), the one for "too many turns".
+MAX_ROUNDS_REASON = "max_messages"
 
 # Substrings by which OpenAI-compatible servers say the prompt is longer than the context window.
 _CONTEXT_OVERFLOW = ("context_length_exceeded", "maximum context length", "context window", "too many tokens",

@@ -118,7 +118,7 @@ class ResponseService:
             settings = self.tool_env.config.tools
             run.tools = tools
             run.tool_run = ToolRun(env=self.tool_env, events=events, response=response, context_items=context_items,
-                                   include=frozenset(req.include or ()))
+                                   input_items=input_items, include=frozenset(req.include or ()))
             run.max_tool_calls = req.max_tool_calls
             run.parallel_tool_calls = req.parallel_tool_calls is not False
             run.max_rounds = settings.max_rounds

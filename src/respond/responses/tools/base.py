@@ -68,6 +68,8 @@ class ToolRun:
     response: dict[str, Any]
     # The chain's items before this response (history + this request's input), canonical form.
     context_items: list[dict[str, Any]]
+    # This request's own input items (the tail of context_items).
+    input_items: list[dict[str, Any]] = field(default_factory=list)
     # The request's `include` values (e.g. "file_search_call.results", "web_search_call.action.sources").
     include: frozenset[str] = frozenset()
     # Annotators: called with the full text of every output_text part the model produces after they are
