@@ -10,7 +10,18 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from respond import __version__, ids
-from respond.api import chat, conversations, embeddings, files, models, responses, responses_ws, vector_stores
+from respond.api import (
+    admin,
+    chat,
+    conversations,
+    embeddings,
+    files,
+    models,
+    responses,
+    responses_ws,
+    vector_stores,
+)
+from respond.api.auth import AuthMiddleware
 from respond.api.errors import install_error_handlers
 from respond.config import Config, load_config
 from respond.recording import context as recording_context
@@ -40,15 +51,18 @@ class TestIdMiddleware:
         await self.app(scope, receive, send)
 
 
-def create_app(config: Config | None = None) -> FastAPI:
+def create_app(config: Config | None = None, *, trusted: bool = False) -> FastAPI:
+    """The app. `trusted`: every request acts as the implicit owner without credentials (library mode,
+    where the caller is the process itself)."""
     config = config or load_config()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await Services.start(config)
         app.state.services = services
-        log.info("respond %s ready: models via %s, storage %s, recording %s", __version__,
-                 ", ".join(p.id for p in config.providers), services.db.dialect, config.recording.mode)
+        log.info("respond %s ready: models via %s, storage %s, recording %s, auth %s", __version__,
+                 ", ".join(p.id for p in config.providers), services.db.dialect, config.recording.mode,
+                 "off" if trusted or not config.auth.active else "on")
         try:
             yield
         finally:
@@ -57,13 +71,14 @@ def create_app(config: Config | None = None) -> FastAPI:
     app = FastAPI(title="Respond", version=__version__, lifespan=lifespan, docs_url="/docs",
                   redoc_url=None)
     install_error_handlers(app)
-    for module in (responses, responses_ws, conversations, chat, embeddings, models, files, vector_stores):
+    for module in (responses, responses_ws, conversations, chat, embeddings, models, files, vector_stores, admin):
         app.include_router(module.router)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    app.add_middleware(AuthMiddleware, public_paths=config.auth.public_paths, trusted=trusted)
     if config.honours_test_ids:
         app.add_middleware(TestIdMiddleware)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from respond.auth import Authenticator
 from respond.config import Config
 from respond.conversations import ConversationService
 from respond.files.blobs import LocalBlobStore
@@ -15,6 +16,7 @@ from respond.recording.recorder import Recorder
 from respond.responses.history import History
 from respond.responses.service import ResponseService
 from respond.responses.tools import ToolEnv
+from respond.storage.api_keys_repo import ApiKeyStore
 from respond.storage.conversations_repo import ConversationStore
 from respond.storage.engine import Database
 from respond.storage.files_repo import FileStore
@@ -36,6 +38,7 @@ class Services:
     files: FileService | None = None
     vector_stores: VectorStoreService | None = None
     ingest: IngestWorker | None = None
+    auth: Authenticator | None = None
 
     @classmethod
     async def start(cls, config: Config) -> Services:
@@ -55,6 +58,7 @@ class Services:
         services = cls(config=config, db=db, recorder=recorder, router=router,
                        responses=ResponseService(router, history.responses, history, tool_env),
                        conversations=ConversationService(conversations))
+        services.auth = Authenticator(config.auth, ApiKeyStore(db))
         await services._start_retrieval()
         tool_env.state["vector_stores"] = services.vector_stores  # for the file_search tool
         tool_env.state["files"] = services.files  # input_file parts with a file_id
@@ -74,6 +78,8 @@ class Services:
         await self.ingest.start()
 
     async def close(self) -> None:
+        if self.auth is not None:
+            await self.auth.close()
         if self.ingest is not None:
             await self.ingest.stop()
         if self.vector_stores is not None:

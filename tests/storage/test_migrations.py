@@ -95,7 +95,7 @@ def _schema_diff(conn) -> list:
 async def test_fresh_database_is_at_head_and_matches_tables(database_url: str):
     db = Database(database_url)
     try:
-        assert await db.upgrade() == head() == "0003_files"
+        assert await db.upgrade() == head() == "0004_api_keys"
         assert await db.schema_revision() == head()
         assert await db.read(_schema_diff) == []
         assert await db.upgrade() == head()  # idempotent

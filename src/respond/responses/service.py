@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from respond.errors import InvalidRequest, not_found
+from respond.errors import InvalidRequest, not_found, shorten
 from respond.files.resolve import has_file_refs, resolve_file_parts
 from respond.ids import new_id
 from respond.inference.router import Router
@@ -89,6 +89,7 @@ class ResponseService:
                                  param="model", code="model_not_supported")
         response_format = context.response_format(req)  # validated before anything runs
         tools = ToolSet.build(req.tools, req.tool_choice, self.tool_env)
+        await tools.check_access(self.tool_env, owner)
         input_items = normalize_input(req.input)
         if not input_items and not req.previous_response_id and not conversation_id:
             raise InvalidRequest("Missing required parameter: 'input'.", param="input",
@@ -118,7 +119,7 @@ class ResponseService:
             settings = self.tool_env.config.tools
             run.tools = tools
             run.tool_run = ToolRun(env=self.tool_env, events=events, response=response, context_items=context_items,
-                                   input_items=input_items, include=frozenset(req.include or ()))
+                                   input_items=input_items, include=frozenset(req.include or ()), owner=owner)
             run.max_tool_calls = req.max_tool_calls
             run.parallel_tool_calls = req.parallel_tool_calls is not False
             run.max_rounds = settings.max_rounds

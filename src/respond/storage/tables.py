@@ -95,4 +95,5 @@ conversation_items = Table(
 Index("ix_conversation_items_item_id", conversation_items.c.conversation_id, conversation_items.c.id)
 
 # Files and vector stores (migration 0003_files) live in their own module, in this same metadata.
-from respond.storage import files_tables  # noqa: E402,F401
+# API keys (migration 0004_api_keys) likewise.
+from respond.storage import auth_tables, files_tables  # noqa: E402,F401

@@ -20,7 +20,6 @@ from respond.errors import APIError, InvalidRequest
 from respond.ids import new_id
 from respond.responses.tools import Tool, ToolCall, ToolEnv, ToolResult, ToolRun, item_kind, tool_kind
 from respond.responses.tools.base import InvalidArguments
-from respond.storage.files_tables import DEFAULT_OWNER
 from respond.storage.vector_filters import validate_filters
 from respond.vector_stores.service import parse_ranking
 
@@ -49,6 +48,7 @@ class FileSearchTool(Tool):
         self.filters = filters
         self.max_results = max_results
         self.ranking = ranking
+        self.where = "tools[0]"  # set by parse
 
     @classmethod
     def parse(cls, raw: dict[str, Any], where: str, env: ToolEnv) -> FileSearchTool:
@@ -65,7 +65,9 @@ class FileSearchTool(Tool):
                                  "and 50.", param=f"{where}.max_num_results", code="invalid_value")
         ranking = raw.get("ranking_options")
         parse_ranking(ranking, f"{where}.ranking_options")
-        return cls(list(dict.fromkeys(store_ids)), filters, max_results, ranking)
+        tool = cls(list(dict.fromkeys(store_ids)), filters, max_results, ranking)
+        tool.where = where
+        return tool
 
     def echo(self) -> dict[str, Any]:
         ranking = dict(self.ranking or {})
@@ -73,6 +75,13 @@ class FileSearchTool(Tool):
         ranking.setdefault("score_threshold", 0.0)
         return {"type": "file_search", "vector_store_ids": self.store_ids, "filters": self.filters,
                 "max_num_results": self.max_results, "ranking_options": ranking}
+
+    async def check_access(self, env: ToolEnv, owner: str) -> None:
+        """Every vector store named must be the owner's: 404 (as for an unknown id) before anything runs."""
+        service = env.state.get("vector_stores")
+        if service is not None:
+            for index, store_id in enumerate(self.store_ids):
+                await service.require_store(owner, store_id, param=f"{self.where}.vector_store_ids[{index}]")
 
     def functions(self) -> list[dict[str, Any]]:
         return [FUNCTION]
@@ -103,7 +112,7 @@ class FileSearchCall(ToolCall):
             service = run.env.state.get("vector_stores")
             if service is None:
                 raise APIError("File search is not available on this server.")
-            hits = await service.search_stores(DEFAULT_OWNER, tool.store_ids, queries, tool.filters,
+            hits = await service.search_stores(run.owner, tool.store_ids, queries, tool.filters,
                                                tool.max_results, tool.ranking)
         except (InvalidArguments, APIError) as exc:
             self.item["status"] = "failed"
