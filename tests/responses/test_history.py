@@ -151,3 +151,11 @@ async def test_conversation_turns_append_and_chain_from_them(db: Database, histo
     with pytest.raises(NotFound) as err:
         await history.load(OWNER, previous_id=None, conversation_id="conv_nope", local=None, running={})
     assert err.value.message == "Conversation 'conv_nope' not found."
+
+
+async def test_postgres_connections_never_use_a_stale_generic_plan(db: Database):
+    """asyncpg caches prepared statements; a generic plan made while `responses` was small turned each step
+    of the chain query into a table scan (bench/context_load.py --pg). Connections plan per execution."""
+    if db.dialect != "postgresql":
+        pytest.skip("PostgreSQL only")
+    assert await db.read(lambda conn: conn.exec_driver_sql("SHOW plan_cache_mode").scalar()) == "force_custom_plan"

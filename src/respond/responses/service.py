@@ -131,7 +131,8 @@ class ResponseService:
 
     async def _history(self, req: CreateResponseRequest, local: LocalResponses | None, owner: str) -> TurnHistory:
         return await self.history.load(owner, previous_id=req.previous_response_id,
-                                       conversation_id=conversation_param(req), local=local, running=self._running_owner)
+                                       conversation_id=conversation_param(req), local=local,
+                                       running=self._running_owner)
 
     async def stream(self, prepared: Prepared) -> AsyncIterator[list[Event]]:
         """Run a prepared response, yielding its events in batches; it is stored however the run ends.

@@ -5,7 +5,8 @@ Repositories write plain synchronous SQLAlchemy Core code against a `Connection`
 (a single statement); the same function then runs on both backends:
 
 - PostgreSQL (`postgresql+asyncpg://...`): an `AsyncEngine` on asyncpg; `fn` runs through
-  `AsyncConnection.run_sync` (SQLAlchemy's greenlet bridge), so no thread is involved.
+  `AsyncConnection.run_sync` (SQLAlchemy's greenlet bridge), so no thread is involved. Connections plan
+  every statement for its parameters (`plan_cache_mode = force_custom_plan`, see below).
 - SQLite (`sqlite+aiosqlite:///path`, or `sqlite:///path`): the stdlib `sqlite3` driver run off the event loop
   in worker threads, which is what aiosqlite does too, minus its per-call thread hops: aiosqlite pays five
   hops per statement (cursor, execute, close, commit, reset), this pays one per `read`/`write`, which makes
@@ -73,7 +74,12 @@ class Database:
         if backend == "postgresql":
             if parsed.get_driver_name() != "asyncpg":
                 parsed = parsed.set(drivername="postgresql+asyncpg")
-            self._async_engine = create_async_engine(parsed, **json_options)
+            # Custom plans only: asyncpg prepares and caches every statement, and PostgreSQL would otherwise
+            # switch a statement to a generic plan made when the tables were small (a sequential scan), kept
+            # until the next ANALYZE. For the recursive chain query that turned each step into a table scan
+            # (a 5,000-turn chain: 20 s instead of 0.1 s, bench/context_load.py --pg).
+            self._async_engine = create_async_engine(
+                parsed, connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}}, **json_options)
             self._autocommit_engine = self._async_engine.execution_options(isolation_level="AUTOCOMMIT")
             return
         parsed = parsed.set(drivername="sqlite")
