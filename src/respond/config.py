@@ -109,6 +109,8 @@ class APIKeyConfig(BaseModel):
     key_sha256: str | None = Field(default=None, pattern="^[0-9a-f]{64}$",
                                    description="sha256 hex digest of the key (instead of `key`).")
     name: str | None = None
+    requests_per_minute: int | None = Field(default=None, ge=1, description="Quota: requests per minute (429 above).")
+    tokens_per_minute: int | None = Field(default=None, ge=1, description="Quota: response tokens per minute.")
 
     @model_validator(mode="after")
     def _one_form(self) -> APIKeyConfig:
@@ -133,6 +135,8 @@ class JWTConfig(BaseModel):
     jwks_cache_seconds: float = Field(default=300.0, gt=0, description="How long a fetched JWKS is used.")
     jwks_min_refresh_seconds: float = Field(default=10.0, ge=0, description="A token with an unknown `kid` "
                                             "refetches the JWKS at most this often (key rotation).")
+    requests_per_minute: int | None = Field(default=None, ge=1, description="Quota per owner (token subject).")
+    tokens_per_minute: int | None = Field(default=None, ge=1, description="Quota per owner (token subject).")
 
     @model_validator(mode="after")
     def _one_source(self) -> JWTConfig:

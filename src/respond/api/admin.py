@@ -40,7 +40,16 @@ async def create_key(request: Request) -> JSON:
     body = await read_json_object(request)
     owner = _string(body, "owner", required=True)
     assert owner is not None
-    return JSON(await auth.create_key(owner, _string(body, "name", required=False)))
+    return JSON(await auth.create_key(owner, _string(body, "name", required=False),
+                                      requests_per_minute=_limit(body, "requests_per_minute"),
+                                      tokens_per_minute=_limit(body, "tokens_per_minute")))
+
+
+def _limit(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise InvalidRequest(f"Invalid '{name}': expected a positive integer.", param=name, code="invalid_value")
+    return value
 
 
 @router.get("/v1/admin/api_keys")

@@ -5,7 +5,9 @@ answers 401 itself: over HTTP an OpenAI error envelope with `WWW-Authenticate: B
 handshake the same 401 response before the connection is accepted (ASGI `websocket.http.response`, which
 uvicorn supports; the openai SDK's `responses.connect()` then raises `websockets.InvalidStatus` carrying
 the 401 and the envelope), or a close with code 1008 where the server cannot send a denial response.
-Paths in `auth.public_paths` (health, OpenAPI schema, docs) need no credentials.
+Paths in `auth.public_paths` (health, OpenAPI schema, docs) need no credentials. A key with quotas takes one
+request from its bucket here (429 `rate_limit_exceeded` + `Retry-After` when empty); the handlers that run
+responses charge their tokens with `charge_usage` when they finish.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from respond import jsonutil
 from respond.auth import Authenticator, Principal
+from respond.auth.quotas import RateLimited
 from respond.auth.service import IMPLICIT
 from respond.errors import APIError
 
@@ -50,6 +53,8 @@ class AuthMiddleware:
                 break
         try:
             principal = await authenticator.authenticate(header)
+            if principal.limited:
+                authenticator.admit(principal)
         except APIError as exc:
             log.info("%s %s rejected: %s", scope.get("method", "WEBSOCKET"), scope["path"], exc.code)
             await _deny(scope, send, exc)
@@ -63,12 +68,21 @@ def principal_of(scope: Scope) -> Principal:
     return scope["state"][STATE_KEY]
 
 
+def charge_usage(scope: Scope, response: dict[str, Any]) -> None:
+    """Count a finished response's tokens against the caller's tokens-per-minute quota (if it has one)."""
+    principal = principal_of(scope)
+    if principal.tokens_per_minute is not None:
+        scope["app"].state.services.auth.charge(principal, response.get("usage"))
+
+
 async def _deny(scope: Scope, send: Send, exc: APIError) -> None:
     body = jsonutil.dumpb(exc.envelope())
     headers: list[tuple[bytes, bytes]] = [(b"content-type", b"application/json"),
                                           (b"content-length", str(len(body)).encode())]
     if exc.status_code == 401:
         headers.append((b"www-authenticate", b'Bearer realm="respond"'))
+    if isinstance(exc, RateLimited):
+        headers.extend(exc.headers())
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from respond.api.auth import charge_usage
 from respond.api.http import JSON, EventStreamResponse, cancel_on_disconnect, read_json, sse_frame
 from respond.api.owner import request_owner
 from respond.errors import InvalidRequest
@@ -41,17 +42,21 @@ async def create_response(request: Request) -> Any:
     service = _service(request)
     prepared = await service.prepare(req, stream=bool(req.stream), owner=request_owner(request))
     if req.stream:
-        return EventStreamResponse(_sse(service, prepared))
-    return JSON(await cancel_on_disconnect(request, service.create(prepared)))
+        return EventStreamResponse(_sse(request, service, prepared))
+    try:
+        return JSON(await cancel_on_disconnect(request, service.create(prepared)))
+    finally:
+        charge_usage(request.scope, prepared.run.response)
 
 
-async def _sse(service: ResponseService, prepared: Prepared) -> AsyncIterator[bytes]:
+async def _sse(request: Request, service: ResponseService, prepared: Prepared) -> AsyncIterator[bytes]:
     batches = service.stream(prepared)
     try:
         async for batch in batches:
             yield b"".join(map(sse_frame, batch))  # the events of one upstream read: one write
     finally:
         await batches.aclose()
+        charge_usage(request.scope, prepared.run.response)
 
 
 @router.post("/v1/responses/compact")

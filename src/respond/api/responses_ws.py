@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 
 from respond import jsonutil
+from respond.api.auth import charge_usage, principal_of
 from respond.api.owner import request_owner
 from respond.errors import APIError, InvalidRequest, shorten
 from respond.responses.events import EventStream
@@ -146,6 +147,9 @@ class ResponsesConnection:
                 raise InvalidRequest("'generate: false' is not supported by this server.", param="generate",
                                      code="unsupported_parameter")
             body.pop("generate", None)
+            principal = principal_of(self.websocket.scope)
+            if principal.limited:  # quotas: every response.create counts as a request
+                self.websocket.app.state.services.auth.admit(principal)
             req = parse_create_request(body, strict=self.strict)
             req.stream = True
             prepared = await self.service.prepare(req, stream=True, owner=self.owner, local=self.local)
@@ -165,6 +169,7 @@ class ResponsesConnection:
                     await self.send(event)
         finally:
             await batches.aclose()
+            charge_usage(self.websocket.scope, prepared.run.response)
 
     async def send(self, event: dict[str, Any]) -> None:
         """Write one event frame; once the client is gone, frames are dropped (the reader then cancels).

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from respond.auth.jwt import JWTVerifier, TokenRejected
 from respond.auth.keys import configured_hash, display_prefix, generate_key, hash_key, mask
+from respond.auth.quotas import Quotas
 from respond.config import AuthConfig
 from respond.errors import APIError, NotFound
 from respond.ids import new_id
@@ -37,6 +38,14 @@ class Principal:
     owner: str
     admin: bool = False
     key_id: str | None = None  # database keys: their id (static keys: "static", JWT: None)
+    # quotas (auth/quotas.py), counted per `quota_key` (one per key; per owner for JWTs)
+    quota_key: str | None = None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+    @property
+    def limited(self) -> bool:
+        return self.requests_per_minute is not None or self.tokens_per_minute is not None
 
 
 IMPLICIT = Principal(DEFAULT_OWNER)
@@ -74,11 +83,14 @@ class Authenticator:
         self.keys = keys
         self.jwt = JWTVerifier(config.jwt) if config.jwt is not None else None
         self._static: dict[str, Principal] = {}
-        for entry in config.api_keys:
+        for number, entry in enumerate(config.api_keys):
             digest = entry.key_sha256 or hash_key(entry.key or "")
-            self._static[digest] = Principal(entry.owner, key_id="static")
+            self._static[digest] = Principal(entry.owner, key_id="static", quota_key=f"static:{number}",
+                                             requests_per_minute=entry.requests_per_minute,
+                                             tokens_per_minute=entry.tokens_per_minute)
         for value in config.admin_keys:
             self._static[configured_hash(value)] = Principal(ADMIN_OWNER, admin=True, key_id="admin")
+        self.quotas = Quotas()
         self._cache: dict[str, _Cached] = {}
         self._revocations = 0  # a lookup that raced a revoke in this process is not remembered
         self.cache_seconds = config.key_cache_seconds
@@ -103,14 +115,19 @@ class Authenticator:
             del self._cache[digest]
         if self.jwt is not None and token.count(".") == 2:
             try:
-                return Principal(await self.jwt.owner(token))
+                owner = await self.jwt.owner(token)
             except TokenRejected as exc:
                 raise AuthError(f"Invalid bearer token: {exc}.") from None
+            jwt_config = self.jwt.config
+            return Principal(owner, quota_key=f"jwt:{owner}", requests_per_minute=jwt_config.requests_per_minute,
+                             tokens_per_minute=jwt_config.tokens_per_minute)
         if self.keys is not None:
             revocations = self._revocations
             match = await self.keys.find(digest)
             if match is not None:
-                principal = Principal(match.owner, key_id=match.id)
+                principal = Principal(match.owner, key_id=match.id, quota_key=match.id,
+                                      requests_per_minute=match.requests_per_minute,
+                                      tokens_per_minute=match.tokens_per_minute)
                 if self.cache_seconds > 0 and revocations == self._revocations:
                     self._cache[digest] = _Cached(principal, time.monotonic() + self.cache_seconds)
                     if len(self._cache) > 10_000:
@@ -124,11 +141,26 @@ class Authenticator:
             raise APIError("API keys cannot be managed without a database.")
         return self.keys
 
-    async def create_key(self, owner: str, name: str | None) -> dict[str, object]:
+    def admit(self, principal: Principal) -> None:
+        """Quotas: take one request from the principal's buckets, or raise RateLimited (429)."""
+        if principal.limited and principal.quota_key is not None:
+            self.quotas.admit(principal.quota_key, principal.requests_per_minute, principal.tokens_per_minute)
+
+    def charge(self, principal: Principal, usage: dict | None) -> None:
+        """Quotas: a finished response's tokens count against the principal's TPM."""
+        if principal.tokens_per_minute is not None and principal.quota_key is not None and usage:
+            total = usage.get("total_tokens")
+            if isinstance(total, int):
+                self.quotas.charge(principal.quota_key, principal.tokens_per_minute, total)
+
+    async def create_key(self, owner: str, name: str | None, *, requests_per_minute: int | None = None,
+                         tokens_per_minute: int | None = None) -> dict[str, object]:
         """A new key for `owner`; the returned object holds the key itself (shown this once only)."""
         key = generate_key()
         created = await self._store().create(key_id=new_id("api_key"), owner=owner, name=name,
-                                             key_hash=hash_key(key), prefix=display_prefix(key))
+                                             key_hash=hash_key(key), prefix=display_prefix(key),
+                                             requests_per_minute=requests_per_minute,
+                                             tokens_per_minute=tokens_per_minute)
         log.info("api key %s created for owner %r", created["id"], owner)
         return {**created, "value": key}
 

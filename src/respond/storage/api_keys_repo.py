@@ -16,28 +16,34 @@ from respond.storage.auth_tables import api_keys
 from respond.storage.engine import Database
 
 _c = api_keys.c
-_PUBLIC = (_c.id, _c.owner, _c.name, _c.prefix, _c.created_at, _c.revoked_at)
+_PUBLIC = (_c.id, _c.owner, _c.name, _c.prefix, _c.created_at, _c.revoked_at, _c.requests_per_minute,
+           _c.tokens_per_minute)
 
 
 @dataclass(frozen=True)
 class KeyMatch:
     id: str
     owner: str
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
 
 
 def key_object(row: Any) -> dict[str, Any]:
     """The admin API's view of a key: never the key or its digest."""
     return {"id": row.id, "object": "api_key", "owner": row.owner, "name": row.name,
-            "redacted_value": row.prefix, "created_at": row.created_at, "revoked_at": row.revoked_at}
+            "redacted_value": row.prefix, "created_at": row.created_at, "revoked_at": row.revoked_at,
+            "requests_per_minute": row.requests_per_minute, "tokens_per_minute": row.tokens_per_minute}
 
 
 class ApiKeyStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(self, *, key_id: str, owner: str, name: str | None, key_hash: str, prefix: str) -> dict[str, Any]:
+    async def create(self, *, key_id: str, owner: str, name: str | None, key_hash: str, prefix: str,
+                     requests_per_minute: int | None = None, tokens_per_minute: int | None = None) -> dict[str, Any]:
         row = {"id": key_id, "owner": owner, "name": name, "key_hash": key_hash, "prefix": prefix,
-               "created_at": int(time.time()), "revoked_at": None}
+               "created_at": int(time.time()), "revoked_at": None, "requests_per_minute": requests_per_minute,
+               "tokens_per_minute": tokens_per_minute}
         await self.db.write_one(_insert, row)
         return key_object(_Row(**{k: v for k, v in row.items() if k != "key_hash"}))
 
@@ -63,6 +69,8 @@ class _Row:
     prefix: str
     created_at: int
     revoked_at: int | None
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
 
 
 def _insert(conn: Connection, row: dict[str, Any]) -> None:
@@ -70,8 +78,10 @@ def _insert(conn: Connection, row: dict[str, Any]) -> None:
 
 
 def _find(conn: Connection, key_hash: str) -> KeyMatch | None:
-    row = conn.execute(select(_c.id, _c.owner).where(_c.key_hash == key_hash, _c.revoked_at.is_(None))).first()
-    return None if row is None else KeyMatch(id=row.id, owner=row.owner)
+    row = conn.execute(select(_c.id, _c.owner, _c.requests_per_minute, _c.tokens_per_minute).where(
+        _c.key_hash == key_hash, _c.revoked_at.is_(None))).first()
+    return None if row is None else KeyMatch(id=row.id, owner=row.owner, requests_per_minute=row.requests_per_minute,
+                                             tokens_per_minute=row.tokens_per_minute)
 
 
 def _get(conn: Connection, key_id: str) -> dict[str, Any] | None:

@@ -23,6 +23,9 @@ api_keys = Table(
     Column("prefix", String(), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
+    # optional quotas of the key (auth/quotas.py); NULL: unlimited
+    Column("requests_per_minute", BigInteger, nullable=True),
+    Column("tokens_per_minute", BigInteger, nullable=True),
 )
 
 Index("ix_api_keys_owner_seq", api_keys.c.owner, api_keys.c.seq)

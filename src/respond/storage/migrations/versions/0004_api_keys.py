@@ -1,5 +1,5 @@
 """API keys created through the admin API: `api_keys` (sha256 of the key, display prefix, the owner the key
-authenticates as, created / revoked times).
+authenticates as, created / revoked times, optional requests / tokens per minute quotas).
 
 Revision ID: 0004_api_keys
 Revises: 0003_files
@@ -27,5 +27,7 @@ def upgrade() -> None:
         sa.Column("prefix", sa.String(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("revoked_at", sa.BigInteger(), nullable=True),
+        sa.Column("requests_per_minute", sa.BigInteger(), nullable=True),
+        sa.Column("tokens_per_minute", sa.BigInteger(), nullable=True),
     )
     op.create_index("ix_api_keys_owner_seq", "api_keys", ["owner", "seq"])
