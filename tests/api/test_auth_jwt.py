@@ -177,12 +177,22 @@ def test_unreachable_jwks_is_503_not_a_pass(upstream_server: Any, tmp_path: Path
     down = JWKSServer()
     down.fail = True
     key = rsa_key()
-    auth = AuthConfig(jwt=JWTConfig(jwks_url=down.url, issuer=ISSUER, audience=AUDIENCE))
+    auth = AuthConfig(jwt=JWTConfig(jwks_url=down.url, issuer=ISSUER, audience=AUDIENCE,
+                                    jwks_min_refresh_seconds=0.5))
     running = start_server(make_config(tmp_path, [scripted_provider(upstream_server.upstream)], auth=auth))
     try:
-        answer = httpx.get(f"{running.base_url}/files", headers={"Authorization": f"Bearer {token(key)}"})
-        assert answer.status_code == 503
-        validate_error_envelope(answer.json(), 503, code="jwks_unavailable")
+        for _ in range(2):  # refetched or not (jwks_min_refresh_seconds), still a 503, never a 401
+            answer = httpx.get(f"{running.base_url}/files", headers={"Authorization": f"Bearer {token(key)}"})
+            assert answer.status_code == 503
+            validate_error_envelope(answer.json(), 503, code="jwks_unavailable")
+        down.fail = False
+        down.publish(key, "k1")  # the issuer is back: a later request refetches and passes
+        deadline = time.monotonic() + 20
+        while (answer := httpx.get(f"{running.base_url}/files",
+                                   headers={"Authorization": f"Bearer {token(key)}"})).status_code == 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert answer.status_code == 200, answer.text
     finally:
         running.stop()
         down.close()

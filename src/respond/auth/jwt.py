@@ -95,9 +95,11 @@ class JWTVerifier:
         stale = now - self._fetched_at > c.jwks_cache_seconds
         if stale or (kid not in self._keys and now - self._fetched_at > c.jwks_min_refresh_seconds):
             async with self._lock:
-                if time.monotonic() - self._fetched_at > min(c.jwks_min_refresh_seconds, c.jwks_cache_seconds) \
-                        or not self._keys:
-                    await self._refresh()
+                if time.monotonic() - self._fetched_at > min(c.jwks_min_refresh_seconds, c.jwks_cache_seconds):
+                    await self._refresh()  # (not again if a request waiting on the lock just did)
+        if not self._keys:  # nothing fetched yet (the last attempt failed): not the token's fault
+            raise JWKSUnavailable("The token issuer's signing keys could not be fetched; try again later.",
+                                  code="jwks_unavailable")
         key = self._keys.get(kid) if kid is not None else (next(iter(self._keys.values())) if len(self._keys) == 1
                                                             else None)
         if key is None:
@@ -117,8 +119,5 @@ class JWTVerifier:
             keys = PyJWKSet.from_dict(data).keys
         except Exception as exc:
             log.warning("could not fetch the JWKS from %s: %s", url, type(exc).__name__)
-            if not self._keys:
-                raise JWKSUnavailable("The token issuer's signing keys could not be fetched; try again later.",
-                                      code="jwks_unavailable") from None
             return
         self._keys = {k.key_id: k for k in keys if k.public_key_use in (None, "sig")}
