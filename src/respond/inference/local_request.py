@@ -1,5 +1,5 @@
 """The embedded chat model's requests: an OpenAI chat-completions body, validated and mapped to one
-`ChatJob` for the llama worker thread (messages flattened to text for the model's chat template, sampling,
+`ChatJob` for the chat worker process (messages flattened to text for the model's chat template, sampling,
 output limit, stop strings, JSON constraints, a forced tool call).
 
 Bad input is an `InvalidRequest` naming the field, never an exception from deep inside llama.
@@ -21,7 +21,7 @@ TEXT_PART_TYPES = ("text", "input_text", "output_text")
 
 @dataclass(eq=False)
 class ChatJob:
-    """One chat request, validated and mapped for the worker thread."""
+    """One chat request, validated and mapped for the worker process (`cancelled` is set there)."""
 
     model: str
     messages: list[dict[str, Any]]
@@ -192,6 +192,3 @@ def prepare_chat(body: dict[str, Any], model: str) -> ChatJob:
         raise InvalidRequest("Invalid 'response_format': expected type 'text', 'json_object' or 'json_schema'.",
                              param="response_format", code="invalid_value")
     return job
-
-
-# -- the llama side (worker thread only) ------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
-from respond.errors import InvalidRequest, NotFound
+from respond.errors import InvalidRequest, NotFound, shorten
 from respond.responses.request import CreateResponseRequest
 from respond.storage.conversations_repo import ConversationStore, append_items
 from respond.storage.responses_repo import ResponseStore, StoredResponse
@@ -67,12 +67,12 @@ def conversation_param(req: CreateResponseRequest) -> str | None:
 
 def check_conversation_id(value: str, param: str = "conversation_id") -> None:
     if not CONVERSATION_ID.fullmatch(value):
-        raise InvalidRequest(f"Invalid '{param}': '{value[:80]}'. Expected an ID that begins with 'conv_'.",
+        raise InvalidRequest(f"Invalid '{param}': '{shorten(value)}'. Expected an ID that begins with 'conv_'.",
                              param=param, code="invalid_value")
 
 
 def conversation_not_found(conversation_id: str, param: str = "conversation") -> NotFound:
-    return NotFound(f"Conversation '{conversation_id}' not found.", param=param)
+    return NotFound(f"Conversation '{shorten(conversation_id)}' not found.", param=param)
 
 
 class History:
@@ -95,11 +95,11 @@ class History:
             return TurnHistory(items=(kept.context_items or []) + kept.response["output"], stored=False)
         items = await self.chain(owner, previous_id)
         if items is None and running.get(previous_id) == owner:
-            raise InvalidRequest(f"Previous response with id '{previous_id}' is still in progress; continue it "
+            raise InvalidRequest(f"Previous response with id '{shorten(previous_id)}' is still in progress; continue it "
                                  "once it has finished.", param="previous_response_id",
                                  code="previous_response_in_progress")
         if items is None:
-            raise NotFound(f"Previous response with id '{previous_id}' not found.", param="previous_response_id",
+            raise NotFound(f"Previous response with id '{shorten(previous_id)}' not found.", param="previous_response_id",
                            code="previous_response_not_found")
         return TurnHistory(items=items)
 

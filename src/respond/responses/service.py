@@ -179,8 +179,8 @@ class ResponseService:
             elif not response["store"]:
                 prepared.local.keep(StoredResponse(response=response, input_items=prepared.input_items,
                                                    context_items=prepared.context_items))
-        if (response["store"] or prepared.history.conversation_id is not None) \
-                and (prepared.streamed or not prepared.run.rejected()):
+        if (response["store"] or prepared.history.conversation_id is not None) and (
+                prepared.streamed or not prepared.run.rejected()):
             await self._save(prepared)
         if log.isEnabledFor(logging.INFO):
             usage = response["usage"] or {}

@@ -400,6 +400,9 @@ def _load_sqlite_vec(conn: Any) -> bool:
         return False
 
 
+MMAP_BYTES = 1 << 30
+
+
 class _SqliteVectorReader:
     """Read-only connections with `vec_distance_cosine` (see the module docstring)."""
 
@@ -435,6 +438,9 @@ class _SqliteVectorReader:
         if conn is None:
             conn = self._module.connect(self.path, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA query_only=ON")
+            # exact scans read every vector of a store: memory-mapped pages spare a read() per page
+            conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             _load_sqlite_vec(conn)
             self._local.conn = conn
             self._connections.append(conn)

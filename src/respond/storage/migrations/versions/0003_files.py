@@ -119,6 +119,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_vector_store_chunks_store_file", "vector_store_chunks", ["vector_store_id", "file_id"])
     if postgres:
+        # keep vectors in the row (not TOASTed out of line): an exact scan then reads each vector where it
+        # is instead of fetching it through the TOAST index (~3x faster here); only a vector too large for
+        # a page still moves out
+        op.execute("ALTER TABLE vector_store_chunks ALTER COLUMN embedding SET STORAGE MAIN")
         op.execute("ALTER TABLE vector_store_chunks ADD COLUMN tsv tsvector "
                    "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED")
         op.execute("CREATE INDEX ix_vector_store_chunks_tsv ON vector_store_chunks USING gin (tsv)")
