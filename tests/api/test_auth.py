@@ -114,7 +114,9 @@ def same_as_unknown(call_with: Any, real_id: str, unknown_id: str) -> dict:
 # -- credentials -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("key", [None, "sk-wrong-0123456789abcdef0123456789", ALICE + "x", "Basic abc"])
-def test_missing_or_bad_key_is_401(auth_server: RunningServer, key: str | None) -> None:
+def test_missing_or_bad_key_is_401(auth_server: RunningServer, key: str | None,
+                                   caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     if key is None:  # the SDK refuses to send no key at all
         answer = httpx.get(f"{auth_server.base_url}/responses")
         status, body = answer.status_code, answer.json()
@@ -127,6 +129,10 @@ def test_missing_or_bad_key_is_401(auth_server: RunningServer, key: str | None) 
         assert error["message"].endswith(key[-4:] + ".")  # masked like OpenAI's: the start and the last 4
     raw = httpx.get(f"{auth_server.base_url}/models", headers={"Authorization": f"Bearer {key}"} if key else {})
     assert raw.status_code == 401 and raw.headers["www-authenticate"].startswith("Bearer")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "rejected: invalid_api_key" in logged
+    if key:
+        assert key not in logged and hashlib.sha256(key.encode()).hexdigest() not in logged
 
 
 def test_health_and_openapi_are_public_everything_else_needs_a_key(auth_server: RunningServer) -> None:

@@ -4,6 +4,7 @@ against a JWKS served by a loopback HTTP server started by the test (or a static
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import threading
 import time
@@ -134,8 +135,14 @@ def test_a_valid_token_acts_as_its_subject(jwt_server: RunningServer, signing_ke
     ({"sub": None}, "the token has no 'sub' claim naming the owner"),
     ({"nbf": int(time.time()) + 600}, "the token is not valid yet"),
 ])
-def test_bad_claims_are_401(jwt_server: RunningServer, signing_key: Any, claims: dict, reason: str) -> None:
-    assert rejected(jwt_server, token(signing_key, **claims)) == f"Invalid bearer token: {reason}."
+def test_bad_claims_are_401(jwt_server: RunningServer, signing_key: Any, claims: dict, reason: str,
+                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    bad = token(signing_key, **claims)
+    assert rejected(jwt_server, bad) == f"Invalid bearer token: {reason}."
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "rejected: invalid_api_key" in logged  # the server's line was captured, and it holds no token
+    assert bad not in logged and bad.split(".")[2] not in logged
 
 
 def test_bad_signatures_and_algorithms_are_401(jwt_server: RunningServer, signing_key: Any) -> None:
