@@ -90,6 +90,9 @@ class Authenticator:
                                              tokens_per_minute=entry.tokens_per_minute)
         for value in config.admin_keys:
             self._static[configured_hash(value)] = Principal(ADMIN_OWNER, admin=True, key_id="admin")
+        if self.active and not self._static and self.jwt is None:
+            log.warning("authentication is on but no key, admin key or jwt is configured: only keys already in "
+                        "the database work")
         self.quotas = Quotas()
         self._cache: dict[str, _Cached] = {}
         self._revocations = 0  # a lookup that raced a revoke in this process is not remembered
