@@ -100,7 +100,10 @@ class IngestWorker:
         renewer = asyncio.create_task(self._renew(owner, store_id, file_id))
         try:
             usage = await self._index(job)
-        except _Abandoned:
+        except _Abandoned:  # cancelled, detached or its store deleted meanwhile: leave no chunks behind
+            current = await self.repo.get_file(owner, store_id, file_id)
+            if current is None or current.status != "in_progress":
+                await self.repo.delete_chunks(owner, store_id, file_id)
             return
         except UnsupportedFile as exc:
             status, error = "failed", {"code": "unsupported_file", "message": str(exc)}
