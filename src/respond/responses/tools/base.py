@@ -75,8 +75,6 @@ class ToolRun:
     owner: str = DEFAULT_OWNER
     # The request's `include` values (e.g. "file_search_call.results", "web_search_call.action.sources").
     include: frozenset[str] = frozenset()
-    # Who the response acts for (tools that read stored data, e.g. file_search, filter by it).
-    owner: str = "default"
     # Annotators: called with the full text of every output_text part the model produces after they are
     # added; they return annotations (file_citation, url_citation...) to attach to that part.
     annotators: list[Annotator] = field(default_factory=list)
