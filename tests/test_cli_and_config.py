@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from respond.config import load_config
+from respond.config import ConfigError, load_config
 from tests.support.server import free_port
 from tests.support.upstream import reply
 
@@ -179,3 +179,134 @@ def test_zero_config_with_an_openai_key(tmp_path: Path, upstream) -> None:
     finally:
         _stop(proc)
     assert (tmp_path / "data" / "respond.db").exists()
+
+
+# -- config errors, --version, precedence ------------------------------------------------------------------
+
+def _run(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RESPOND_")}
+    return subprocess.run([*RESPOND, *args], capture_output=True, text=True, timeout=60, cwd=cwd,
+                          env={**clean, **(env or {})})
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (None, "respond.yaml: cannot read the file"),
+    ("providers: [unclosed\n", "respond.yaml: invalid YAML: line 2"),
+    ("port: abc\n", "respond.yaml: port: Input should be a valid integer"),
+    ("providers:\n  - type: openai\n    base_url: http://x/v1\n", "respond.yaml: providers[0].id: Field required"),
+    ("providers:\n  - id: up\n    type: openai\n    base_url: [not, a, url]\n",
+     "respond.yaml: providers[0].base_url: Input should be a valid string"),
+    ("colour: blue\n", "respond.yaml: colour: unknown setting"),
+])
+def test_a_config_error_is_one_line_and_exit_status_2(tmp_path: Path, content: str | None, expected: str) -> None:
+    if content is not None:
+        (tmp_path / "respond.yaml").write_text(content)
+    out = _run(["serve", "--config", "respond.yaml"], cwd=tmp_path)
+    assert out.returncode == 2, out
+    assert out.stderr.startswith(f"respond: config error in {expected}"), out.stderr
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("- just\n- a list\n", "expected a mapping of settings (host, port, providers...), got list"),
+    ("max_request_bytes: 0\n", "max_request_bytes: Input should be greater than 0 (got 0)"),
+    ("database_url: mysql://u:pw@h/db\n", "database_url: expected sqlite:///path or postgresql+asyncpg://"),
+    ("recording: {mode: sometimes}\n", "recording.mode: Input should be 'live', 'record', 'replay' or "
+                                       "'record-if-missing' (got 'sometimes')"),
+    ("providers:\n  - {id: a, type: local}\n  - {id: b, type: carrier-pigeon}\n", "providers[1].type: "),
+])
+def test_config_error_messages(tmp_path: Path, content: str, expected: str) -> None:
+    path = tmp_path / "respond.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={})
+    assert str(raised.value).startswith(f"config error in {path}: {expected}"), str(raised.value)
+    assert "\n" not in str(raised.value) and "mysql://u:pw" not in str(raised.value)
+
+
+def test_a_config_error_from_the_environment_names_the_variable(tmp_path: Path) -> None:
+    out = _run(["models"], env={"RESPOND_RECORD_MODE": "sometimes"})  # `models` loads the config as `serve` does
+    assert out.returncode == 2
+    assert out.stderr.startswith("respond: config error ($RESPOND_RECORD_MODE): recording.mode: Input should be"), \
+        out.stderr
+    # a credential is never quoted back
+    (tmp_path / "c.yaml").write_text("providers:\n  - {id: up, type: openai, api_key: 987654321012}\n")
+    out = _run(["models", "--config", str(tmp_path / "c.yaml")])
+    assert out.returncode == 2 and "providers[0].api_key" in out.stderr and "987654321012" not in out.stderr
+    (tmp_path / "c.yaml").write_text("port: 80x\n")
+    assert "port: Input should be a valid integer, unable to parse string as an integer (got '80x')" in \
+        _run(["models", "--config", str(tmp_path / "c.yaml")]).stderr
+
+
+def test_version() -> None:
+    from respond import __version__
+
+    out = _run(["--version"])
+    assert out.returncode == 0 and out.stdout.strip() == f"respond {__version__}"
+
+
+def test_precedence_flag_over_environment_over_file_over_default(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(f"data_dir: {tmp_path / 'file'}\ndatabase_url: sqlite:///{tmp_path / 'file.db'}\n"
+                    "recording: {mode: replay, dir: /from/file}\n")
+    assert load_config(None, env={}).data_dir == "~/.respond"
+    from_file = load_config(path, env={})
+    assert from_file.data_path == tmp_path / "file" and from_file.recording.mode == "replay"
+    assert from_file.resolved_database_url() == f"sqlite:///{tmp_path / 'file.db'}"
+    env = {"RESPOND_DATA_DIR": str(tmp_path / "env"), "RESPOND_DATABASE_URL": "sqlite:///env.db",
+           "RESPOND_RECORD_MODE": "record", "RESPOND_RECORDINGS_DIR": "/from/env"}
+    from_env = load_config(path, env=env)
+    assert from_env.data_path == tmp_path / "env" and from_env.database_url == "sqlite:///env.db"
+    assert (from_env.recording.mode, from_env.recording.dir) == ("record", "/from/env")
+    from_flags = load_config(path, env=env, data_dir=str(tmp_path / "flag"), record_mode="live",
+                             recordings_dir="/from/flag")
+    assert from_flags.data_path == tmp_path / "flag"
+    assert (from_flags.recording.mode, from_flags.recording.dir) == ("live", "/from/flag")
+    assert load_config(path, env={**env, "RESPOND_DATA_DIR": ""}).data_path == tmp_path / "file"  # empty: unset
+
+
+def test_respond_data_dir_overrides_the_config_file(tmp_path: Path) -> None:
+    """As documented: $RESPOND_DATA_DIR wins over `data_dir` in the file (and --data-dir over both)."""
+    path = tmp_path / "respond.yaml"
+    path.write_text(f"data_dir: {tmp_path / 'from-file'}\nproviders:\n  - {{id: local, type: local, "
+                    "models: [smollm2-135m]}\n")
+    proc, _ = _serve(["--config", str(path)], {"RESPOND_DATA_DIR": str(tmp_path / "from-env")})
+    _stop(proc)
+    assert (tmp_path / "from-env" / "respond.db").exists() and not (tmp_path / "from-file").exists()
+    proc, _ = _serve(["--config", str(path), "--data-dir", str(tmp_path / "from-flag")],
+                     {"RESPOND_DATA_DIR": str(tmp_path / "from-env")})
+    _stop(proc)
+    assert (tmp_path / "from-flag" / "respond.db").exists() and not (tmp_path / "from-file").exists()
+
+
+def test_an_echoed_key_stays_out_of_the_served_answers_and_logs(tmp_path: Path, upstream) -> None:
+    """`respond serve` as run by a user: an upstream echoing the key; no trace of it on stderr (JSON logs)."""
+    from tests.support.upstream import error
+
+    key = "sk-served-Key0123456789abcdef"
+    config = write_config(tmp_path / "respond.yaml", upstream.base_url, tmp_path / "data")
+    port = free_port()
+    proc = subprocess.Popen([*RESPOND, "serve", "--config", str(config), "--port", str(port)],
+                            env={**os.environ, "UPSTREAM_URL": upstream.base_url, "UPSTREAM_KEY": key},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        upstream.script(error(401, f"Incorrect API key provided: Bearer {key}"),
+                        error(401, f"Incorrect API key provided: Bearer {key}"))
+        answered = httpx.post(f"http://127.0.0.1:{port}/v1/responses", json={"model": "up/scripted", "input": "x"})
+        chat = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions",
+                          json={"model": "up/scripted", "messages": [{"role": "user", "content": "x"}]})
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    assert "Bearer <redacted>" in answered.text and "Bearer <redacted>" in chat.text
+    assert key not in answered.text + chat.text
+    assert "response" in out and key not in out  # the failed response was logged, without the key

@@ -17,6 +17,7 @@ from respond.api import (
     embeddings,
     files,
     models,
+    openapi,
     responses,
     responses_ws,
     vector_stores,
@@ -25,6 +26,7 @@ from respond.api.auth import AuthMiddleware
 from respond.api.errors import install_error_handlers
 from respond.config import Config, load_config
 from respond.recording import context as recording_context
+from respond.redact import redactor
 from respond.services import Services
 
 log = logging.getLogger("respond")
@@ -55,6 +57,7 @@ def create_app(config: Config | None = None, *, trusted: bool = False) -> FastAP
     """The app. `trusted`: every request acts as the implicit owner without credentials (library mode,
     where the caller is the process itself)."""
     config = config or load_config()
+    redactor.register_config(config)  # no provider key reaches a client, the database or a log line
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,9 +73,11 @@ def create_app(config: Config | None = None, *, trusted: bool = False) -> FastAP
 
     app = FastAPI(title="Respond", version=__version__, lifespan=lifespan, docs_url="/docs",
                   redoc_url=None)
+    app.state.max_request_bytes = config.max_request_bytes  # read_json and WebSocket frames enforce it
     install_error_handlers(app)
     for module in (responses, responses_ws, conversations, chat, embeddings, models, files, vector_stores, admin):
         app.include_router(module.router)
+    openapi.install(app)  # the request-body schemas the handlers' read_json hides from FastAPI
 
     @app.get("/health")
     async def health() -> dict[str, str]:

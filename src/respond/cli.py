@@ -6,7 +6,10 @@ import argparse
 import asyncio
 import sys
 
-from respond.config import load_config
+from respond import __version__
+from respond.config import ConfigError, load_config
+
+EXIT_CONFIG_ERROR = 2
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args, host=args.host, port=args.port)
     setup_logging(config.log_level, args.log_format)
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_config=None,
-                access_log=False, timeout_graceful_shutdown=5)
+                access_log=False, timeout_graceful_shutdown=5, ws_max_size=config.max_request_bytes)
     return 0
 
 
@@ -79,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return recordings_main(argv[1:]) or 0
     parser = argparse.ArgumentParser(prog="respond", description="An OpenAI Responses API server.")
+    parser.add_argument("--version", action="version", version=f"respond {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP server")
     _config_args(serve)
@@ -97,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("recordings", help="list, show, find, diff, prune and re-normalize recordings "
                                       "(respond recordings --help)")
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"respond: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
 
 
 if __name__ == "__main__":

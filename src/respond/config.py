@@ -1,6 +1,9 @@
 """Configuration: a YAML file with `${VAR}` / `${VAR:-default}` interpolation, plus zero-config defaults.
 
-Precedence: explicit arguments (CLI flags) > environment (`RESPOND_*`) > the config file > defaults.
+Precedence, for every setting: explicit arguments (CLI flags) > environment (`RESPOND_DATA_DIR`,
+`RESPOND_DATABASE_URL`, `RESPOND_RECORD_MODE`, `RESPOND_RECORDINGS_DIR`) > the config file > defaults.
+A file that is missing, not YAML, or has a wrong field raises `ConfigError`: one line naming the file and
+the field (`config error in respond.yaml: providers[0].id: Field required`).
 With no config file the `local` provider (embedded SmolLM2 + all-MiniLM embeddings) is always on, and an
 `openai` provider is added on its own when `OPENAI_API_KEY` is set (base URL from `OPENAI_BASE_URL`).
 """
@@ -13,10 +16,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 RecordMode = Literal["live", "record", "replay", "record-if-missing"]
 OPENAI_API_URL = "https://api.openai.com/v1"  # an `openai` provider without base_url talks to OpenAI
+
+DEFAULT_MAX_REQUEST_BYTES = 32 * 1024 * 1024  # room for a few image data URLs
+
+# Environment variables that override a config-file field (the field's path in the file).
+ENV_OVERRIDES = {"RESPOND_DATA_DIR": "data_dir", "RESPOND_DATABASE_URL": "database_url",
+                 "RESPOND_RECORD_MODE": "recording.mode", "RESPOND_RECORDINGS_DIR": "recording.dir"}
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -208,11 +217,14 @@ class Config(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = 8321
-    data_dir: str = Field(default_factory=lambda: os.environ.get("RESPOND_DATA_DIR", "~/.respond"))
+    data_dir: str = "~/.respond"  # $RESPOND_DATA_DIR / --data-dir (applied by load_config)
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL: sqlite:///path or postgresql+asyncpg://...; default sqlite under data_dir")
     default_model: str | None = None
     log_level: str = "info"
+    max_request_bytes: int = Field(
+        default=DEFAULT_MAX_REQUEST_BYTES, gt=0, description="Largest request body (and WebSocket message) "
+        "accepted, in bytes; a larger one is answered 413 without being read whole.")
     providers: list[ProviderConfig] = Field(default_factory=list)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
@@ -226,6 +238,13 @@ class Config(BaseModel):
     strict_parameters: bool = Field(
         default=True, description="Answer unknown top-level request parameters with a 400 unknown_parameter, as "
         "OpenAI does; false: accept and ignore them.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite:", "postgresql:", "postgresql+")):
+            raise ValueError("expected sqlite:///path or postgresql+asyncpg://user:password@host/db")
+        return value
 
     @property
     def honours_test_ids(self) -> bool:
@@ -277,7 +296,7 @@ def parse_api_keys(value: str) -> list[dict[str, str]]:
             continue
         key, sep, owner = part.rpartition("=")
         if not sep or not key.strip() or not owner.strip():
-            raise ValueError(f"RESPOND_API_KEYS: entry {number} is not 'key=owner'")
+            raise ConfigError(f"config error ($RESPOND_API_KEYS): entry {number} is not 'key=owner'")
         entries.append({"key": key.strip(), "owner": owner.strip()})
     return entries
 
@@ -305,29 +324,80 @@ def default_web_search(configured: WebSearchConfig, env: dict[str, str]) -> WebS
             fields["base_url"] = configured.base_url
         return configured.model_copy(update=fields)
     return configured
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message is one line naming the file and the field."""
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else ("." if path else "") + str(part)
+    return path
+
+
+def _read_file(path: str | os.PathLike[str], env: dict[str, str]) -> dict[str, Any]:
+    where = f"config error in {os.fspath(path)}"
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read the file: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: invalid YAML: {at}{problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings (host, port, providers...), "
+                          f"got {type(data).__name__}")
+    return interpolate(data, env)
+
+
+def _shows_input(error: dict[str, Any], field: str) -> bool:
+    """Whether an error message may quote the offending value: a short scalar that is not a credential."""
+    from respond.recording.scrub import is_secret_name  # not at import time: recording imports config
+
+    value = error.get("input")
+    if error["type"] in ("missing", "extra_forbidden") or isinstance(value, dict | list):
+        return False
+    name = field.rsplit(".", 1)[-1]
+    return len(repr(value)) <= 80 and not is_secret_name(name) and name not in ("database_url", "base_url") \
+        and not field.startswith("auth.")  # keys, digests, tokens: never quoted
 
 
 def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None,
                 **overrides: Any) -> Config:
-    """Load the config file (if any), apply environment and explicit overrides, fill zero-config defaults."""
+    """Load the config file (if any), apply environment and explicit overrides, fill zero-config defaults.
+
+    Raises `ConfigError` (a ValueError) with a one-line message when the configuration is unusable.
+    """
     env = dict(os.environ if env is None else env)
     path = path or env.get("RESPOND_CONFIG")
-    raw: dict[str, Any] = {}
-    if path:
-        with open(path, encoding="utf-8") as f:
-            raw = interpolate(yaml.safe_load(f) or {}, env)
-    if env.get("RESPOND_DATA_DIR") and "data_dir" not in overrides:
-        raw.setdefault("data_dir", env["RESPOND_DATA_DIR"])
-    if env.get("RESPOND_DATABASE_URL"):
-        raw["database_url"] = env["RESPOND_DATABASE_URL"]
-    rec = dict(raw.get("recording") or {})
-    if env.get("RESPOND_RECORD_MODE"):
-        rec["mode"] = env["RESPOND_RECORD_MODE"]
-    if env.get("RESPOND_RECORDINGS_DIR"):
-        rec["dir"] = env["RESPOND_RECORDINGS_DIR"]
-    raw["recording"] = rec
+    raw: dict[str, Any] = _read_file(path, env) if path else {}
+    from_env: dict[str, str] = {}  # field path -> the variable that set it, for error messages
+    rec = raw.get("recording")
+    rec = dict(rec) if isinstance(rec, dict) else rec
+    for var, field in ENV_OVERRIDES.items():
+        value = env.get(var)
+        if not value:
+            continue
+        if field.startswith("recording."):
+            if rec is None:
+                rec = {}
+            if isinstance(rec, dict):
+                rec[field.split(".", 1)[1]] = value
+        else:
+            raw[field] = value
+        from_env[field] = var
+    if rec is not None:
+        raw["recording"] = rec
     if env.get("RESPOND_API_KEYS") or env.get("RESPOND_ADMIN_KEY"):
-        auth = dict(raw.get("auth") or {})
+        auth = raw.get("auth")
+        auth = dict(auth) if isinstance(auth, dict) else {}
         auth["api_keys"] = list(auth.get("api_keys") or []) + parse_api_keys(env.get("RESPOND_API_KEYS") or "")
         if env.get("RESPOND_ADMIN_KEY"):
             auth["admin_keys"] = list(auth.get("admin_keys") or []) + [env["RESPOND_ADMIN_KEY"]]
@@ -336,15 +406,31 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
         if value is None:
             continue
         if key in ("record_mode", "recordings_dir"):
-            raw["recording"]["mode" if key == "record_mode" else "dir"] = value
+            rec = raw.get("recording")
+            raw["recording"] = {**(rec if isinstance(rec, dict) else {}),
+                                "mode" if key == "record_mode" else "dir": value}
         else:
             raw[key] = value
-    config = Config.model_validate(raw)
+        from_env.pop({"record_mode": "recording.mode", "recordings_dir": "recording.dir"}.get(key, key), None)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = _field_path(first["loc"])
+        source = f"config error in {os.fspath(path)}" if path else "config error"
+        if field in from_env:
+            source += f" (${from_env[field]})"
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown setting"
+        if _shows_input(first, field):
+            message += f" (got {first['input']!r})"
+        raise ConfigError(f"{source}: {field or 'settings'}: {message}") from None
     config.web_search = default_web_search(config.web_search, env)
     if not config.providers:
         config.providers = default_providers(env)
     if config.default_model is None and config.providers:
-        first = config.providers[0]
-        if first.models:
-            config.default_model = f"{first.id}/{first.models[0]}"
+        first_provider = config.providers[0]
+        if first_provider.models:
+            config.default_model = f"{first_provider.id}/{first_provider.models[0]}"
     return config

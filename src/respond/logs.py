@@ -7,6 +7,7 @@ import sys
 import time
 
 from respond import jsonutil
+from respond.redact import RedactingFilter
 
 
 class JSONFormatter(logging.Formatter):
@@ -14,7 +15,7 @@ class JSONFormatter(logging.Formatter):
         entry = {"ts": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
                  "msg": record.getMessage()}
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = record.exc_text or self.formatException(record.exc_info)
         return jsonutil.dumps(entry)
 
 
@@ -25,6 +26,7 @@ def setup_logging(level: str = "info", fmt: str = "json") -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.Formatter.converter = time.gmtime
+    handler.addFilter(RedactingFilter())  # the safety net: no configured credential reaches a log line
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

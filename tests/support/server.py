@@ -72,7 +72,8 @@ def start_server(config: Config) -> RunningServer:
     config.host, config.port = "127.0.0.1", port
     app = create_app(config)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, lifespan="on", timeout_graceful_shutdown=3))
+                                           access_log=False, lifespan="on", timeout_graceful_shutdown=3,
+                                           ws_max_size=config.max_request_bytes))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True, name=f"respond-{port}")
     thread.start()
     deadline = time.monotonic() + 60

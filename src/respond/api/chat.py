@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from respond.api.http import JSON, EventStreamResponse, read_json_object, require, require_model
+from respond.api.openapi import CREATE_CHAT_COMPLETION, json_body
 from respond.errors import APIError, InvalidRequest
 from respond.jsonutil import dumpb
 
@@ -28,7 +29,7 @@ router = APIRouter()
 DONE_FRAME = b"data: [DONE]\n\n"
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", openapi_extra=json_body(CREATE_CHAT_COMPLETION))
 async def create_chat_completion(request: Request) -> Response:
     body = await read_json_object(request)
     model = require_model(body)

@@ -6,12 +6,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from respond.api.http import JSON, read_json_object, require, require_model
+from respond.api.openapi import CREATE_EMBEDDING, json_body
 from respond.errors import InvalidRequest
 
 router = APIRouter()
 
 
-@router.post("/v1/embeddings")
+@router.post("/v1/embeddings", openapi_extra=json_body(CREATE_EMBEDDING))
 async def create_embeddings(request: Request) -> Response:
     body = await read_json_object(request)
     model = require_model(body)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from respond.api.auth import charge_usage
 from respond.api.http import JSON, EventStreamResponse, cancel_on_disconnect, read_json, sse_frame
+from respond.api.openapi import CREATE_RESPONSE, json_body
 from respond.api.owner import request_owner
 from respond.errors import InvalidRequest
 from respond.responses.request import (
@@ -36,7 +37,7 @@ async def _body(request: Request, parameters: frozenset[str] = CREATE_PARAMETERS
     return parse_create_request(await read_json(request), strict=strict, parameters=parameters)
 
 
-@router.post("/v1/responses")
+@router.post("/v1/responses", openapi_extra=json_body(CREATE_RESPONSE))
 async def create_response(request: Request) -> Any:
     req = await _body(request)
     service = _service(request)
@@ -59,13 +60,13 @@ async def _sse(request: Request, service: ResponseService, prepared: Prepared) -
         charge_usage(request.scope, prepared.run.response)
 
 
-@router.post("/v1/responses/compact")
+@router.post("/v1/responses/compact", openapi_extra=json_body(CREATE_RESPONSE))
 async def compact_response(request: Request) -> JSON:
     req = await _body(request, COMPACT_PARAMETERS)
     return JSON(await cancel_on_disconnect(request, _service(request).compact(req, owner=request_owner(request))))
 
 
-@router.post("/v1/responses/input_tokens")
+@router.post("/v1/responses/input_tokens", openapi_extra=json_body(CREATE_RESPONSE))
 async def count_input_tokens(request: Request) -> JSON:
     req = await _body(request, INPUT_TOKENS_PARAMETERS)
     return JSON(await _service(request).count_input_tokens(req, owner=request_owner(request)))

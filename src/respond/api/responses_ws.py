@@ -6,7 +6,10 @@ one connection; those sent with the same `stream_id` ("lane", default: none) run
 order sent, and their events echo that `stream_id`. Different lanes run side by side.
 
 - A client error (bad parameters, unknown model, unknown `previous_response_id`, an unknown frame type,
-  invalid JSON) is answered by one `error` event; the connection stays open for the next frame.
+  invalid JSON, a frame nested too deeply) is answered by one `error` event; the connection stays open for
+  the next frame. A frame larger than `max_request_bytes` is refused by the server before it is buffered
+  (`respond serve` gives uvicorn `ws_max_size`; the connection closes with 1009); should one reach the app
+  anyway (another ASGI server), it is answered by an `error` event with status 413.
 - `store: false` responses are kept by the connection (`LocalResponses`), so they can be continued with
   `previous_response_id` on this connection only. A failed continuation evicts its previous response.
 - `response.steer` is not supported: it is answered by `response.steer.failed` (`steering_not_supported`).
@@ -24,7 +27,9 @@ from fastapi import APIRouter, WebSocket
 
 from respond import jsonutil
 from respond.api.auth import charge_usage, principal_of
+from respond.api.http import RequestTooLarge, parse_json
 from respond.api.owner import request_owner
+from respond.config import DEFAULT_MAX_REQUEST_BYTES
 from respond.errors import APIError, InvalidRequest, shorten
 from respond.responses.events import EventStream
 from respond.responses.request import parse_create_request
@@ -76,6 +81,7 @@ class ResponsesConnection:
         self.workers: list[asyncio.Task[None]] = []
         self.closed = False
         self._send_lock = asyncio.Lock()
+        self.max_bytes: int = getattr(websocket.app.state, "max_request_bytes", DEFAULT_MAX_REQUEST_BYTES)
 
     async def serve(self) -> None:
         try:
@@ -95,9 +101,11 @@ class ResponsesConnection:
     # -- frames --------------------------------------------------------------------------------------------
     async def on_frame(self, raw: str | bytes | None) -> None:
         try:
-            frame = jsonutil.loads(raw or b"")
-        except ValueError:
-            await self.send(error_event(InvalidRequest("The frame is not valid JSON.", code="invalid_json")))
+            if raw is not None and len(raw) > self.max_bytes:
+                raise RequestTooLarge(self.max_bytes)
+            frame = parse_json(raw or b"", "frame")
+        except APIError as exc:
+            await self.send(error_event(exc))
             return
         if not isinstance(frame, dict):
             await self.send(error_event(InvalidRequest("A frame must be a JSON object with a 'type'.",

@@ -10,7 +10,9 @@ Proxies from the environment (HTTPS_PROXY...) are honoured.
 
 Every failure becomes an `UpstreamError`: connect errors and timeouts, non-2xx answers (with the upstream's
 status and message, read from its error envelope when it has one), `error` payloads inside a stream, and a
-stream that ends without `[DONE]` or a `finish_reason` (cut mid-way).
+stream that ends without `[DONE]` or a `finish_reason` (cut mid-way). Whatever such an error carries from
+the upstream (message, body) is redacted first (`respond.redact`): an upstream that echoes the API key it
+was sent must not get it to the client, the database or the logs.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from respond.errors import UpstreamError
 from respond.inference.base import ModelInfo, flatten
 from respond.inference.sse import SSEDecoder, completion_to_chunks
 from respond.jsonutil import dumpb, loads
+from respond.redact import redactor
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,7 @@ class OpenAICompatProvider:
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
+            redactor.register(config.api_key)
         self._stream_headers = {**self._headers, "Accept": "text/event-stream"}
         # `sock_read` bounds the wait for each piece of the answer, as a streaming client needs.
         self._timeout = aiohttp.ClientTimeout(total=None, connect=min(CONNECT_TIMEOUT, config.timeout),
@@ -217,7 +221,7 @@ class OpenAICompatProvider:
             obj = None
         if not isinstance(obj, dict):
             raise UpstreamError(f"Upstream provider '{self.id}' sent an invalid {what} (not a JSON object): "
-                                f"{raw[:200]!r}", code="upstream_invalid_response")
+                                f"{redactor.text(repr(raw[:4096]))[:200]}", code="upstream_invalid_response")
         return obj
 
     # -- embeddings -------------------------------------------------------------------------------------
@@ -253,7 +257,7 @@ class OpenAICompatProvider:
 
     def _transport_error(self, exc: BaseException, during_stream: bool = False) -> UpstreamError:
         where = f"{self.base_url}"
-        detail = str(exc) or type(exc).__name__
+        detail = redactor.text(str(exc)) or type(exc).__name__
         if isinstance(exc, asyncio.TimeoutError):
             return UpstreamError(f"Upstream provider '{self.id}' timed out ({type(exc).__name__}) at {where}.",
                                  code="upstream_timeout")
@@ -272,7 +276,8 @@ class OpenAICompatProvider:
             obj = None
         if isinstance(obj, dict):
             return self._payload_error(obj, status=status)
-        text = raw[:500].decode("utf-8", "replace").strip() or _reason(status)
+        # redacted before it is cut short, so that no piece of a secret survives at the cut
+        text = redactor.text(raw[:4096].decode("utf-8", "replace")).strip()[:500] or _reason(status)
         return UpstreamError(f"Upstream provider '{self.id}' returned HTTP {status}: {text}",
                              upstream_status=status, body=text)
 
@@ -296,11 +301,11 @@ class OpenAICompatProvider:
             message = str(message) if message is not None else "unknown error"
         where = f"HTTP {status}" if status else "an error"
         return UpstreamError(
-            f"Upstream provider '{self.id}' returned {where}: {message}",
+            f"Upstream provider '{self.id}' returned {where}: {redactor.text(message)}",
             upstream_status=status if isinstance(status, int) else None,
-            code=code if isinstance(code, str) and code else "upstream_error",
-            param=param if isinstance(param, str) else None,
-            body=obj,
+            code=redactor.text(code) if isinstance(code, str) and code else "upstream_error",
+            param=redactor.text(param) if isinstance(param, str) else None,
+            body=redactor.value(obj),
         )
 
     async def aclose(self) -> None:

@@ -20,6 +20,8 @@ SECRET_WORDS = frozenset({
     "authorization", "auth", "bearer",
 })
 
+REDACTED = "<redacted>"  # what a known secret value is replaced with
+
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SPLIT = re.compile(r"[^A-Za-z0-9]+")
 
@@ -70,13 +72,13 @@ def scrub_body(value: Any) -> Any:
 
 def redact_values(value: Any, secrets: frozenset[str]) -> Any:
     """A copy of `value` with every occurrence of a known secret (an API key) inside strings replaced,
-    for text the upstream may echo back, such as an error message."""
+    for text the upstream may echo back, such as an error message (see also `respond.redact`)."""
     if not secrets:
         return value
     if isinstance(value, str):
-        for secret in secrets:
+        for secret in sorted(secrets, key=len, reverse=True):  # a longer secret may contain a shorter one
             if secret in value:
-                value = value.replace(secret, "<redacted>")
+                value = value.replace(secret, REDACTED)
         return value
     if isinstance(value, dict):
         return {k: redact_values(v, secrets) for k, v in value.items()}
