@@ -242,7 +242,7 @@ class Config(BaseModel):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("sqlite:", "postgresql:", "postgresql+")):
+        if value and not value.startswith(("sqlite:", "sqlite+", "postgresql:", "postgresql+")):
             raise ValueError("expected sqlite:///path or postgresql+asyncpg://user:password@host/db")
         return value
 

@@ -113,7 +113,7 @@ def test_a_stored_response_that_cannot_be_serialized_does_not_break_the_list(mak
     async def save() -> None:
         db = Database(running.config.resolved_database_url())
         try:
-            await ResponseStore(db).save(response, [], [])
+            await ResponseStore(db).save(response, [], [], owner="default")  # the implicit owner (auth off)
         finally:
             await db.close()
 
