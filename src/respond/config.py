@@ -41,6 +41,10 @@ class ProviderConfig(BaseModel):
         default=None, description="Models to expose. None: discover them from the upstream's /v1/models.")
     embedding_models: list[str] = Field(default_factory=list, description="Models served as embeddings.")
     timeout: float = Field(default=600.0, description="Seconds before an upstream request fails.")
+    replay_reasoning: bool = Field(
+        default=False, description="Send the model's earlier reasoning back to this upstream, as "
+        "`reasoning_content` on the assistant message it preceded (vLLM, llama.cpp's server, DeepSeek take it). "
+        "Off: reasoning items in the history are not sent (OpenAI's chat API has no such field).")
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
         default="max_tokens", description="How the upstream names the output-token limit. OpenAI's own API "
         "wants max_completion_tokens (its reasoning models reject max_tokens); most others take max_tokens.")
@@ -231,6 +235,9 @@ class Config(BaseModel):
     web_search: WebSearchConfig = Field(default_factory=WebSearchConfig)
     tools: ToolsConfig = Field(default_factory=ToolsConfig)
     mcp: MCPConfig = Field(default_factory=MCPConfig)
+    reasoning_key: str | None = Field(
+        default=None, description="Key (32 bytes, urlsafe base64) sealing reasoning items' encrypted_content for "
+        "store=false clients; default: generated once and kept in <data_dir>/reasoning.key.")
     auth: AuthConfig = Field(default_factory=AuthConfig)
     test_id_header: bool = Field(
         default=False, description="Honour the X-Respond-Test-Id request header (per-test recordings and "

@@ -17,6 +17,7 @@ PREFIXES = {
     "response": "resp",
     "message": "msg",
     "function_call": "fc",
+    "custom_tool_call": "ctc",
     "call": "call",
     "reasoning": "rs",
     "item": "item",

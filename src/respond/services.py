@@ -14,6 +14,7 @@ from respond.inference.router import Router
 from respond.recording.provider import RecordingProvider
 from respond.recording.recorder import Recorder
 from respond.responses.history import History
+from respond.responses.sealing import ReasoningSealer
 from respond.responses.service import ResponseService
 from respond.responses.tools import ToolEnv
 from respond.storage.api_keys_repo import ApiKeyStore
@@ -56,7 +57,9 @@ class Services:
         history = History(ResponseStore(db), conversations)
         tool_env = ToolEnv(config, recorder, router=router, db=db)
         services = cls(config=config, db=db, recorder=recorder, router=router,
-                       responses=ResponseService(router, history.responses, history, tool_env),
+                       responses=ResponseService(router, history.responses, history, tool_env,
+                                                 sealer=ReasoningSealer.from_config(config.reasoning_key,
+                                                                                    config.data_path)),
                        conversations=ConversationService(conversations))
         services.auth = Authenticator(config.auth, ApiKeyStore(db))
         await services._start_retrieval()

@@ -20,6 +20,7 @@ from websockets.sync.client import connect
 from respond.config import DEFAULT_MAX_REQUEST_BYTES, Config
 from respond.storage.engine import Database
 from respond.storage.responses_repo import ResponseStore
+from respond.storage.tables import DEFAULT_OWNER
 from tests.support.conformance import validate_error_envelope
 from tests.support.server import local_provider, scripted_provider
 
@@ -113,7 +114,7 @@ def test_a_stored_response_that_cannot_be_serialized_does_not_break_the_list(mak
     async def save() -> None:
         db = Database(running.config.resolved_database_url())
         try:
-            await ResponseStore(db).save(response, [], [], owner="default")  # the implicit owner (auth off)
+            await ResponseStore(db).save(response, [], [], owner=DEFAULT_OWNER)
         finally:
             await db.close()
 

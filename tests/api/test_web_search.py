@@ -451,6 +451,22 @@ def test_no_provider_configured_is_a_clear_400(make_server, upstream) -> None:
     assert upstream.chat_bodies == []
 
 
+def test_cached_only_web_search_without_a_provider_is_accepted_but_not_offered(make_server, upstream) -> None:
+    """Codex CLI sends {"type": "web_search", "external_web_access": false} on every turn: on a server with no
+    search provider that tool is echoed, not offered to the model, and the request works (live search still
+    needs a provider: the 400 above)."""
+    server = make_server([scripted_provider(upstream)])
+    tool = {"type": "web_search", "external_web_access": False}
+    upstream.script(reply("hi"))
+    r = create(server.client(), model=MODEL, input="hi", tools=[tool, {"type": "function", "name": "f",
+                                                                       "parameters": {"type": "object"}}])
+    assert r.status == "completed" and r.output_text == "hi"
+    assert r.tools[0].type == "web_search"
+    assert [t["function"]["name"] for t in upstream.chat_bodies[-1]["tools"]] == ["f"]
+    with pytest.raises(openai.BadRequestError):  # nothing to force: a clear 400, not a silent no-op
+        server.client().responses.create(model=MODEL, input="hi", tools=[tool], tool_choice={"type": "web_search"})
+
+
 @pytest.mark.parametrize("tool,param", [
     ({"type": "web_search", "search_context_size": "huge"}, "tools[0].search_context_size"),
     ({"type": "web_search", "user_location": {"type": "approximate", "country": "France"}},

@@ -9,6 +9,7 @@ apply and recordings stay small and stable.
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 from respond.errors import InvalidRequest
@@ -89,45 +90,90 @@ def _split_tool_message(message: dict[str, Any], attachments: list[dict[str, Any
     return {**message, "content": text}
 
 
-def items_to_messages(items: list[dict[str, Any]], instructions: str | None) -> list[dict[str, Any]]:
+def items_to_messages(items: list[dict[str, Any]], instructions: str | None,
+                      reasoning: bool = False) -> list[dict[str, Any]]:
     """Chat messages for a list of canonical items, with `instructions` as the leading system message;
-    tool results placed as Chat Completions requires (`_place_tool_results`)."""
-    return _place_tool_results(_item_messages(items, instructions))
+    tool results placed as Chat Completions requires (`_place_tool_results`). `reasoning`: reasoning items
+    travel as `reasoning_content` on the assistant message that follows them (else they are not sent)."""
+    return _place_tool_results(_item_messages(items, instructions, reasoning))
 
 
-def _item_messages(items: list[dict[str, Any]], instructions: str | None) -> list[dict[str, Any]]:
+def _item_messages(items: list[dict[str, Any]], instructions: str | None,
+                   reasoning: bool = False) -> list[dict[str, Any]]:
     """One chat message per item, in item order."""
     messages: list[dict[str, Any]] = []
     if instructions:
         messages.append({"role": "system", "content": instructions})
+    thought: str | None = None  # reasoning waiting for the assistant message it preceded
     for item in items:
-        kind = item["type"]
-        if kind == "message":
-            messages.append(_message_to_chat(item))
-        elif kind == "function_call":
-            call = {"id": item["call_id"], "type": "function",
-                    "function": {"name": item["name"], "arguments": item["arguments"]}}
+        if item["type"] == "reasoning":
+            text = reasoning_text(item) if reasoning else ""
+            if text:
+                thought = text if thought is None else f"{thought}\n{text}"
+            continue  # not replayed to chat-completions backends unless the provider takes it
+        before = len(messages)
+        _item_to_messages(item, messages)
+        if thought is not None:
             last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
-                last["tool_calls"].append(call)
-            elif last is not None and last["role"] == "assistant" and "tool_calls" not in last \
-                    and isinstance(last.get("content"), str):
-                last["tool_calls"] = [call]
-            else:
-                # "" rather than null: OpenAI takes both, llama.cpp's server and chat templates only a string
-                messages.append({"role": "assistant", "content": "", "tool_calls": [call]})
-        elif kind == "function_call_output":
-            output = item["output"]
-            messages.append({"role": "tool", "tool_call_id": item["call_id"],
-                             "content": output if isinstance(output, str) else _parts_to_chat(output)})
-        elif kind == "compaction":
-            summary = decode_compaction(item["encrypted_content"])
-            messages.append({"role": "system", "content": f"Summary of the earlier conversation:\n{summary}"})
-        elif kind == "reasoning":
-            continue  # reasoning is not replayed to chat-completions backends
-        else:
-            _tool_item_to_messages(item, messages)
+            if last is not None and last["role"] == "assistant" and (len(messages) > before or "tool_calls" in last):
+                last.setdefault("reasoning_content", thought)
+            thought = None  # attached, or not followed by the model's own turn
     return messages
+
+
+def reasoning_text(item: dict[str, Any]) -> str:
+    """A reasoning item's text: its reasoning_text content, else its summary."""
+    parts = item.get("content") or item.get("summary") or []
+    return "".join(p.get("text") or "" for p in parts if isinstance(p, dict))
+
+
+def _item_to_messages(item: dict[str, Any], messages: list[dict[str, Any]]) -> None:
+    kind = item["type"]
+    if kind == "message":
+        messages.append(_message_to_chat(item))
+    elif kind == "function_call":
+        add_tool_call(messages, item["call_id"], chat_function_name(item.get("namespace"), item["name"]),
+                      item["arguments"])
+    elif kind == "function_call_output":
+        add_tool_output(messages, item)
+    elif kind == "compaction":
+        summary = decode_compaction(item["encrypted_content"])
+        messages.append({"role": "system", "content": f"Summary of the earlier conversation:\n{summary}"})
+    else:
+        _tool_item_to_messages(item, messages)
+
+
+def add_tool_call(messages: list[dict[str, Any]], call_id: str, name: str, arguments: str) -> None:
+    """Append one tool call to the history: joins the assistant message right before it (its text, or its
+    other calls of the same turn), else starts an assistant message."""
+    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+    last = messages[-1] if messages else None
+    if last is not None and last["role"] == "assistant" and "tool_calls" in last:
+        last["tool_calls"].append(call)
+    elif last is not None and last["role"] == "assistant" and "tool_calls" not in last \
+            and isinstance(last.get("content"), str):
+        last["tool_calls"] = [call]
+    else:
+        # "" rather than null: OpenAI takes both, llama.cpp's server and chat templates only a string
+        messages.append({"role": "assistant", "content": "", "tool_calls": [call]})
+
+
+def add_tool_output(messages: list[dict[str, Any]], item: dict[str, Any]) -> None:
+    """Append a call's output (`function_call_output`, `custom_tool_call_output`) as a `tool` message."""
+    output = item["output"]
+    messages.append({"role": "tool", "tool_call_id": item["call_id"],
+                     "content": output if isinstance(output, str) else _parts_to_chat(output)})
+
+
+def chat_function_name(namespace: str | None, name: str) -> str:
+    """The chat function name of a tool: its own name, or `<namespace>__<name>` for a function of a
+    `namespace` tool (so the functions of two namespaces never clash). tools/namespace.py offers them so."""
+    if not namespace:
+        return name
+    return _NOT_NAME.sub("_", f"{namespace}__{name}")[:64]
+
+
+_NOT_NAME = re.compile(r"[^a-zA-Z0-9_-]")
 
 
 def _tool_item_to_messages(item: dict[str, Any], messages: list[dict[str, Any]]) -> None:

@@ -101,6 +101,15 @@ class EventStream:
         self._emit({"type": "response.function_call_arguments.done", "item_id": item_id,
                     "output_index": output_index, "name": name, "arguments": arguments})
 
+    # -- custom tool calls (free-form input) -------------------------------------------------------------
+    def custom_input_delta(self, item_id: str, output_index: int, delta: str) -> None:
+        self._emit({"type": "response.custom_tool_call_input.delta", "item_id": item_id,
+                    "output_index": output_index, "delta": delta})
+
+    def custom_input_done(self, item_id: str, output_index: int, text: str) -> None:
+        self._emit({"type": "response.custom_tool_call_input.done", "item_id": item_id,
+                    "output_index": output_index, "input": text})
+
     # -- server-side tools -----------------------------------------------------------------------------
     def tool_status(self, kind: str, phase: str, item_id: str, output_index: int) -> None:
         """`response.<kind>.<phase>`: a server tool's progress, all of one shape. `kind` is the item type

@@ -36,19 +36,16 @@ def normalize_item(item: Any, where: str) -> dict[str, Any]:
         return _normalize_message(item, where)
     if kind == "function_call":
         _require_str(item, ("call_id", "name", "arguments"), where)
-        return {"type": "function_call", "id": item.get("id") or new_id("function_call"),
+        call = {"type": "function_call", "id": item.get("id") or new_id("function_call"),
                 "call_id": item["call_id"], "name": item["name"], "arguments": item["arguments"],
                 "status": item.get("status") or "completed"}
+        namespace = item.get("namespace")
+        if namespace is not None:  # a function of a `namespace` tool
+            _require_str(item, ("namespace",), where)
+            call["namespace"] = namespace
+        return call
     if kind == "function_call_output":
-        _require_str(item, ("call_id",), where)
-        output = item.get("output")
-        if isinstance(output, list):
-            output = [_normalize_output_part(p, f"{where}.output[{i}]") for i, p in enumerate(output)]
-        elif not isinstance(output, str):
-            raise InvalidRequest(f"Invalid value for '{where}.output': expected a string or a list of content parts.",
-                                 param=f"{where}.output")
-        return {"type": "function_call_output", "id": item.get("id") or new_id("item"),
-                "call_id": item["call_id"], "output": output, "status": item.get("status") or "completed"}
+        return normalize_call_output(item, where)
     if kind == "reasoning":
         out = {k: v for k, v in item.items()}
         out.setdefault("id", new_id("reasoning"))
@@ -73,6 +70,25 @@ def normalize_item(item: Any, where: str) -> dict[str, Any]:
         return tool_item.normalize(item, where)
     raise InvalidRequest(f"Invalid value for '{where}.type': '{kind}' is not a supported input item type.",
                          param=f"{where}.type", code="invalid_value")
+
+
+def normalize_call_output(item: dict[str, Any], where: str) -> dict[str, Any]:
+    """A `function_call_output` or `custom_tool_call_output`: `call_id` and `output` (text, or a list of text,
+    image and file parts)."""
+    _require_str(item, ("call_id",), where)
+    output = item.get("output")
+    if isinstance(output, list):
+        output = [_normalize_output_part(p, f"{where}.output[{i}]") for i, p in enumerate(output)]
+    elif not isinstance(output, str):
+        raise InvalidRequest(f"Invalid value for '{where}.output': expected a string or a list of content parts.",
+                             param=f"{where}.output")
+    return {"type": item["type"], "id": item.get("id") or new_id("item"), "call_id": item["call_id"],
+            "output": output, "status": item.get("status") or "completed"}
+
+
+def require_str(obj: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
+    """Each of `keys` is present and a string (400 naming `where.key` otherwise)."""
+    _require_str(obj, keys, where)
 
 
 def _normalize_message(item: dict[str, Any], where: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from respond.errors import APIError, UpstreamError, is_client_fault
 from respond.inference.base import Provider
-from respond.responses import objects, tokens
+from respond.responses import context, objects, tokens
 from respond.responses.events import Event, EventStream
 from respond.responses.tools import ToolCall, ToolResult, ToolRun, ToolSet
 from respond.responses.turn import TurnAssembler
@@ -62,6 +62,9 @@ class ResponseRun:
     # the moment it sees `response.completed` always finds the response stored.
     persist: Callable[[], Awaitable[None]] | None = None
     failure: APIError | None = None  # what ended the response `failed`, when it was an APIError
+    # include reasoning.encrypted_content: seals each finished reasoning item (sealing.py)
+    seal_reasoning: Callable[[dict[str, Any]], str] | None = None
+    replay_reasoning: bool = False  # the provider takes reasoning back (`reasoning_content`)
 
     def rejected(self) -> bool:
         """Whether the upstream refused the request (a client-fault 4xx) before any output: a non-streamed
@@ -139,7 +142,7 @@ async def _model_turns(run: ResponseRun) -> AsyncIterator[list[Event]]:
     annotators = tool_run.annotators if tool_run is not None else None
     rounds = calls_made = 0
     while True:
-        assembler = TurnAssembler(events, len(response["output"]), tools, annotators)
+        assembler = TurnAssembler(events, len(response["output"]), tools, annotators, run.seal_reasoning)
         body = run.make_body(messages, rounds == 0)
         try:
             batches = run.provider.chat_completion_batches(body)
@@ -177,6 +180,9 @@ async def _model_turns(run: ResponseRun) -> AsyncIterator[list[Event]]:
         objects.note_service_tier(response, assembler.service_tier)
         if events.events:
             yield events.drain()
+        failure = next((c.error for c in assembler.calls if c.error is not None), None)
+        if failure is not None:  # a call the model made that cannot go on (e.g. it breaks its tool's grammar)
+            raise failure
         if incomplete_reason is not None:
             response["status"] = "incomplete"
             response["incomplete_details"] = {"reason": incomplete_reason}
@@ -211,7 +217,7 @@ async def _model_turns(run: ResponseRun) -> AsyncIterator[list[Event]]:
             response["status"] = "incomplete"
             response["incomplete_details"] = {"reason": MAX_ROUNDS_REASON}
             return
-        messages = messages + _feedback(tools, turn_items, server_calls, results)
+        messages = messages + _feedback(tools, turn_items, server_calls, results, run.replay_reasoning)
 
 
 async def _run_calls(run: ResponseRun, tool_run: ToolRun, calls: list[ToolCall],
@@ -256,13 +262,19 @@ def _crashed(tool_run: ToolRun, call: ToolCall, exc: Exception) -> ToolResult:
 
 
 def _feedback(tools: ToolSet, turn_items: list[dict[str, Any]], calls: list[ToolCall],
-              results: dict[int, ToolResult]) -> list[dict[str, Any]]:
+              results: dict[int, ToolResult], reasoning: bool = False) -> list[dict[str, Any]]:
     """The chat messages for a turn whose server calls ran: the assistant's text and calls, then one `tool`
-    message per call, in the order the model made them."""
+    message per call, in the order the model made them. `reasoning`: the turn's reasoning goes along as
+    `reasoning_content` (providers with `replay_reasoning`)."""
     text = "".join(part.get("text") or part.get("refusal") or "" for item in turn_items
                    if item["type"] == "message" for part in item["content"])
     assistant = {"role": "assistant", "content": text,
                  "tool_calls": [call.chat_call(tools.chat_name(call)) for call in calls]}
+    if reasoning:
+        thought = "\n".join(t for t in (context.reasoning_text(i) for i in turn_items if i["type"] == "reasoning")
+                            if t)
+        if thought:
+            assistant["reasoning_content"] = thought
     return [assistant] + [{"role": "tool", "tool_call_id": call.call_id, "content": results[id(call)].content}
                           for call in calls]
 
@@ -275,6 +287,8 @@ def _estimate_usage(messages: list[dict[str, Any]], items: list[tuple[int, dict[
             output += sum(tokens.count_text(p.get("text") or p.get("refusal") or "") for p in item["content"])
         elif item["type"] == "function_call":
             output += tokens.count_text(item["name"]) + tokens.count_text(item["arguments"])
+        elif item["type"] == "custom_tool_call":
+            output += tokens.count_text(item["name"]) + tokens.count_text(item["input"])
     return {"prompt_tokens": tokens.count_messages(messages), "completion_tokens": output}
 
 

@@ -24,6 +24,7 @@ from respond.responses.history import History, TurnHistory, conversation_param
 from respond.responses.items import normalize_input
 from respond.responses.loop import ResponseRun, run_response
 from respond.responses.request import CreateResponseRequest
+from respond.responses.sealing import ReasoningSealer, open_reasoning
 from respond.responses.tools import ToolEnv, ToolRun, ToolSet
 from respond.storage.conversations_repo import ConversationStore
 from respond.storage.responses_repo import ResponseStore, StoredResponse
@@ -62,15 +63,31 @@ class Prepared:
 
 class ResponseService:
     def __init__(self, router: Router, store: ResponseStore, history: History | None = None,
-                 tool_env: ToolEnv | None = None) -> None:
+                 tool_env: ToolEnv | None = None, sealer: ReasoningSealer | None = None) -> None:
         self.router = router
         self.store = store
         self.history = history or History(store, ConversationStore(store.db))
         self.tool_env = tool_env or ToolEnv.default()
+        self._sealer = sealer
         # Responses running right now (stored ones become retrievable before they finish, as with OpenAI;
         # kept in memory rather than written twice: the one write happens before the terminal event).
         self._running: dict[str, dict[str, Any]] = {}
         self._running_owner: dict[str, str] = {}
+
+    @property
+    def sealer(self) -> ReasoningSealer:
+        """Seals reasoning items' encrypted_content (made on first use when not given)."""
+        if self._sealer is None:
+            config = self.tool_env.config
+            self._sealer = ReasoningSealer.from_config(config.reasoning_key, config.data_path)
+        return self._sealer
+
+    def _input(self, req: CreateResponseRequest) -> list[dict[str, Any]]:
+        """The request's input items, canonical; reasoning items sent back by store=false clients opened."""
+        items = normalize_input(req.input)
+        if any(i["type"] == "reasoning" and i.get("encrypted_content") is not None for i in items):
+            open_reasoning(self.sealer, items)
+        return items
 
     # -- create ----------------------------------------------------------------------------------------
     async def prepare(self, req: CreateResponseRequest, *, stream: bool, owner: str,
@@ -90,7 +107,7 @@ class ResponseService:
         response_format = context.response_format(req)  # validated before anything runs
         tools = ToolSet.build(req.tools, req.tool_choice, self.tool_env)
         await tools.check_access(self.tool_env, owner)
-        input_items = normalize_input(req.input)
+        input_items = self._input(req)
         if not input_items and not req.previous_response_id and not conversation_id:
             raise InvalidRequest("Missing required parameter: 'input'.", param="input",
                                  code="missing_required_parameter")
@@ -101,7 +118,8 @@ class ResponseService:
         files = self.tool_env.state.get("files")
         if files is not None and has_file_refs(context_items):  # input_file parts naming an uploaded file
             message_items = await resolve_file_parts(context_items, files, owner)
-        messages = context.items_to_messages(message_items, req.instructions)
+        messages = context.items_to_messages(message_items, req.instructions,
+                                              reasoning=provider.config.replay_reasoning)
         response = objects.new_response(req, response_id=new_id("response"), model=model_id, tools=tools.echo())
         if conversation_id is not None:
             response["conversation"] = {"id": conversation_id}
@@ -114,7 +132,10 @@ class ResponseService:
 
         events = EventStream(enabled=stream)
         run = ResponseRun(response=response, provider=provider, messages=messages, make_body=make_body,
-                          events=events, truncation_auto=req.truncation == "auto")
+                          events=events, truncation_auto=req.truncation == "auto",
+                          replay_reasoning=provider.config.replay_reasoning)
+        if req.include and "reasoning.encrypted_content" in req.include:
+            run.seal_reasoning = self.sealer.seal
         if not tools.empty:
             settings = self.tool_env.config.tools
             run.tools = tools
@@ -223,7 +244,7 @@ class ResponseService:
 
     # -- compact and count ----------------------------------------------------------------------------------
     async def _items_for(self, req: CreateResponseRequest, owner: str) -> list[dict[str, Any]]:
-        items = (await self._history(req, None, owner)).items + normalize_input(req.input)
+        items = (await self._history(req, None, owner)).items + self._input(req)
         if not items:
             raise InvalidRequest("Nothing to work on: give 'input' or 'previous_response_id'.", param="input",
                                  code="missing_required_parameter")
@@ -249,8 +270,8 @@ class ResponseService:
 
 def check_tool_pairs(items: list[dict[str, Any]]) -> None:
     """Every function call needs its output and every output its call, as OpenAI requires (400 otherwise)."""
-    calls = {i["call_id"] for i in items if i["type"] == "function_call"}
-    outputs = {i["call_id"] for i in items if i["type"] == "function_call_output"}
+    calls = {i["call_id"] for i in items if i["type"] in ("function_call", "custom_tool_call")}
+    outputs = {i["call_id"] for i in items if i["type"] in ("function_call_output", "custom_tool_call_output")}
     for call_id in outputs - calls:
         raise InvalidRequest(f"No tool call found for function call output with call_id {shorten(call_id)}.",
                              param="input", code="invalid_value")

@@ -8,6 +8,7 @@ chunks are tracked by their chunk `index`, each as its own `function_call` item.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from respond.ids import new_call_id, new_id
@@ -59,8 +60,10 @@ class TurnAssembler:
     """Accumulates one streamed chat completion into Responses output items, emitting events as it goes."""
 
     def __init__(self, events: EventStream, first_output_index: int, tools: ToolSet | None = None,
-                 annotators: list[Annotator] | None = None) -> None:
+                 annotators: list[Annotator] | None = None,
+                 seal: Callable[[dict[str, Any]], str] | None = None) -> None:
         self.events = events
+        self.seal = seal  # gives finished reasoning items their encrypted_content
         self.tools = tools
         self.annotators = annotators  # tools' citation hooks, applied to each finished output_text part
         self.calls: list[ToolCall] = []  # this turn's tool calls, in the order the model started them
@@ -132,6 +135,8 @@ class TurnAssembler:
         self.events.part_done(r.item["id"], r.output_index, 0, part)
         r.item["content"] = [part]
         r.item["status"] = "completed"
+        if self.seal is not None:
+            r.item["encrypted_content"] = self.seal(r.item)
         self.events.item_done(r.output_index, r.item)
         self.items.append((r.output_index, r.item))
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from respond.errors import InvalidRequest
+from respond.errors import APIError, InvalidRequest
 from respond.storage.tables import DEFAULT_OWNER
 
 if TYPE_CHECKING:
@@ -107,6 +107,9 @@ class ToolCall:
     """
 
     awaits_client: ClassVar[bool] = False  # the response ends with this item; the client answers it
+    # Set by `close` when the call must not go on (e.g. input that breaks a custom tool's grammar): after
+    # the turn, the response ends `failed` with this error (the call's item stays in the output).
+    error: APIError | None = None
 
     def __init__(self, tool: Tool | None, name: str, call_id: str, output_index: int) -> None:
         self.tool = tool

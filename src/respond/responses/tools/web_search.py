@@ -44,8 +44,9 @@ log = logging.getLogger("respond.websearch")
 _CITATIONS: weakref.WeakValueDictionary[str, Citations] = weakref.WeakValueDictionary()
 
 
-def _provider(env: ToolEnv, where: str) -> SearchProvider:
-    """The app's search provider, built on first use; a 400 saying how to configure one when there is none."""
+def _provider(env: ToolEnv, where: str, *, required: bool = True) -> SearchProvider | None:
+    """The app's search provider, built on first use; a 400 saying how to configure one when there is none
+    (None instead when not `required`)."""
     state = env.state.get("web_search")
     if state is None:
         try:
@@ -55,6 +56,8 @@ def _provider(env: ToolEnv, where: str) -> SearchProvider:
             state = f"{NOT_CONFIGURED} The configuration is incomplete: {exc}"
         env.state["web_search"] = state
     if isinstance(state, str):
+        if not required:
+            return None
         raise InvalidRequest(state, param=where, code="web_search_not_configured")
     return state
 
@@ -63,15 +66,19 @@ def _provider(env: ToolEnv, where: str) -> SearchProvider:
 class WebSearchTool(Tool):
     kind: ClassVar[str] = "web_search"
 
-    def __init__(self, spec: WebSearchSpec, provider: SearchProvider) -> None:
+    def __init__(self, spec: WebSearchSpec, provider: SearchProvider | None) -> None:
         self.spec = spec
-        self.provider = provider
+        self.provider = provider  # None: no provider configured and the client asked for no live access
         self.citations = Citations()
 
     @classmethod
     def parse(cls, raw: dict[str, Any], where: str, env: ToolEnv) -> Tool:
+        """A tool with `external_web_access: false` (Codex CLI's default "cached" search) needs no live
+        provider: with none configured it is accepted and echoed but not offered to the model, so such clients
+        work unchanged on a server without web search. Any other web_search tool needs a provider (a 400
+        saying how to configure one)."""
         spec = parse_tool(raw, where)
-        return cls(spec, _provider(env, where))
+        return cls(spec, _provider(env, where, required=spec.live))
 
     def echo(self) -> dict[str, Any]:
         return self.spec.echo
@@ -85,10 +92,10 @@ class WebSearchTool(Tool):
             self.citations = shared
 
     def functions(self) -> list[dict[str, Any]]:
-        return [chat_function()]
+        return [chat_function()] if self.provider is not None else []
 
     def matches_choice(self, choice: dict[str, Any]) -> bool:
-        return choice.get("type") in TOOL_TYPES
+        return self.provider is not None and choice.get("type") in TOOL_TYPES
 
     def start_call(self, name: str, call_id: str, output_index: int) -> ToolCall:
         return WebSearchCall(self, name, call_id, output_index)
