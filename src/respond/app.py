@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from respond import __version__, ids
 from respond.api import (
+    admin,
     chat,
     conversations,
     embeddings,
@@ -21,6 +22,7 @@ from respond.api import (
     responses_ws,
     vector_stores,
 )
+from respond.api.auth import AuthMiddleware
 from respond.api.errors import install_error_handlers
 from respond.config import Config, load_config
 from respond.recording import context as recording_context
@@ -65,7 +67,9 @@ def create_app_from_env() -> FastAPI:
     return create_app(config)
 
 
-def create_app(config: Config | None = None) -> FastAPI:
+def create_app(config: Config | None = None, *, trusted: bool = False) -> FastAPI:
+    """The app. `trusted`: every request acts as the implicit owner without credentials (library mode,
+    where the caller is the process itself)."""
     config = config or load_config()
     redactor.register_config(config)  # no provider key reaches a client, the database or a log line
 
@@ -73,8 +77,9 @@ def create_app(config: Config | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await Services.start(config)
         app.state.services = services
-        log.info("respond %s ready: models via %s, storage %s, recording %s", __version__,
-                 ", ".join(p.id for p in config.providers), services.db.dialect, config.recording.mode)
+        log.info("respond %s ready: models via %s, storage %s, recording %s, auth %s", __version__,
+                 ", ".join(p.id for p in config.providers), services.db.dialect, config.recording.mode,
+                 "off" if trusted or not config.auth.active else "on")
         try:
             yield
         finally:
@@ -84,7 +89,7 @@ def create_app(config: Config | None = None) -> FastAPI:
                   redoc_url=None)
     app.state.max_request_bytes = config.max_request_bytes  # read_json and WebSocket frames enforce it
     install_error_handlers(app)
-    for module in (responses, responses_ws, conversations, chat, embeddings, models, files, vector_stores):
+    for module in (responses, responses_ws, conversations, chat, embeddings, models, files, vector_stores, admin):
         app.include_router(module.router)
     openapi.install(app)  # the request-body schemas the handlers' read_json hides from FastAPI
 
@@ -92,6 +97,7 @@ def create_app(config: Config | None = None) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    app.add_middleware(AuthMiddleware, public_paths=config.auth.public_paths, trusted=trusted)
     if config.honours_test_ids:
         app.add_middleware(TestIdMiddleware)
     return app

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 RecordMode = Literal["live", "record", "replay", "record-if-missing"]
 OPENAI_API_URL = "https://api.openai.com/v1"  # an `openai` provider without base_url talks to OpenAI
@@ -157,6 +157,78 @@ class MCPConfig(BaseModel):
     call_timeout: float = Field(default=60.0, gt=0, description="Seconds for connecting and one tool call.")
 
 
+class APIKeyConfig(BaseModel):
+    """A static API key: the key itself or (better, so the config holds no secret) its sha256 hex digest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    owner: str = Field(min_length=1, description="The owner the key acts for (its objects are isolated).")
+    key: str | None = Field(default=None, min_length=1, description="The key, as clients send it.")
+    key_sha256: str | None = Field(default=None, pattern="^[0-9a-f]{64}$",
+                                   description="sha256 hex digest of the key (instead of `key`).")
+    name: str | None = None
+    requests_per_minute: int | None = Field(default=None, ge=1, description="Quota: requests per minute (429 above).")
+    tokens_per_minute: int | None = Field(default=None, ge=1, description="Quota: response tokens per minute.")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> APIKeyConfig:
+        if (self.key is None) == (self.key_sha256 is None):
+            raise ValueError("give exactly one of 'key' and 'key_sha256'")
+        return self
+
+
+class JWTConfig(BaseModel):
+    """OAuth2 / OIDC bearer tokens: JWTs checked against a JWKS URL or a static public key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jwks_url: str | None = Field(default=None, description="The issuer's JWKS (e.g. .../.well-known/jwks.json).")
+    public_key: str | None = Field(default=None, description="A PEM public key (instead of jwks_url).")
+    issuer: str | None = Field(default=None, description="Required `iss` (checked when set).")
+    audience: str | list[str] | None = Field(default=None, description="Required `aud` (checked when set).")
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"],
+                                  description="Accepted signature algorithms (never 'none').")
+    owner_claim: str = Field(default="sub", description="The claim naming the owner.")
+    leeway: float = Field(default=30.0, ge=0, description="Seconds of clock skew allowed on exp/nbf/iat.")
+    jwks_cache_seconds: float = Field(default=300.0, gt=0, description="How long a fetched JWKS is used.")
+    jwks_min_refresh_seconds: float = Field(default=10.0, ge=0, description="A token with an unknown `kid` "
+                                            "refetches the JWKS at most this often (key rotation).")
+    requests_per_minute: int | None = Field(default=None, ge=1, description="Quota per owner (token subject).")
+    tokens_per_minute: int | None = Field(default=None, ge=1, description="Quota per owner (token subject).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> JWTConfig:
+        if (self.jwks_url is None) == (self.public_key is None):
+            raise ValueError("give exactly one of 'jwks_url' and 'public_key'")
+        if any(a.lower() == "none" for a in self.algorithms):
+            raise ValueError("the 'none' algorithm is never accepted")
+        return self
+
+
+class AuthConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = Field(default=None, description="None: on when any key, admin key or JWT is "
+                                 "configured ($RESPOND_API_KEYS alone turns it on); false: off (one owner).")
+    api_keys: list[APIKeyConfig] = Field(default_factory=list, description="Static keys ($RESPOND_API_KEYS "
+                                         "adds 'key=owner,key2=owner2').")
+    admin_keys: list[str] = Field(default_factory=list, description="Keys allowed on /v1/admin/* "
+                                  "($RESPOND_ADMIN_KEY adds one); plain or 'sha256:<hex>'.")
+    jwt: JWTConfig | None = None
+    key_cache_seconds: float = Field(default=2.0, ge=0, description="How long a process trusts a database key "
+                                     "it looked up: a key revoked through another process stops working "
+                                     "there within this time (at once in the process that revoked it).")
+    public_paths: list[str] = Field(default_factory=lambda: ["/health", "/openapi.json", "/docs",
+                                                            "/docs/oauth2-redirect"],
+                                    description="Paths served without credentials.")
+
+    @property
+    def active(self) -> bool:
+        if self.enabled is not None:
+            return self.enabled
+        return bool(self.api_keys or self.admin_keys or self.jwt)
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -180,6 +252,7 @@ class Config(BaseModel):
         default=None, description="Key (32 bytes, urlsafe base64) sealing reasoning items' encrypted_content for "
         "store=false clients; default: generated once and kept in <data_dir>/reasoning.key.")
     background: BackgroundConfig = Field(default_factory=BackgroundConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     test_id_header: bool = Field(
         default=False, description="Honour the X-Respond-Test-Id request header (per-test recordings and "
         "deterministic ids) even in live mode; it is always honoured when recording or replaying.")
@@ -234,6 +307,19 @@ def default_providers(env: dict[str, str]) -> list[ProviderConfig]:
             id="openai", type="openai", api_key=env["OPENAI_API_KEY"], base_url=base_url,
             max_tokens_field="max_completion_tokens" if "api.openai.com" in base_url else "max_tokens"))
     return providers
+
+
+def parse_api_keys(value: str) -> list[dict[str, str]]:
+    """`RESPOND_API_KEYS`: 'key1=owner1,key2=owner2' -> api_keys entries (the error never shows a key)."""
+    entries = []
+    for number, part in enumerate((p.strip() for p in value.split(",")), start=1):
+        if not part:
+            continue
+        key, sep, owner = part.rpartition("=")
+        if not sep or not key.strip() or not owner.strip():
+            raise ConfigError(f"config error ($RESPOND_API_KEYS): entry {number} is not 'key=owner'")
+        entries.append({"key": key.strip(), "owner": owner.strip()})
+    return entries
 
 
 def default_web_search(configured: WebSearchConfig, env: dict[str, str]) -> WebSearchConfig:
@@ -300,7 +386,8 @@ def _shows_input(error: dict[str, Any], field: str) -> bool:
     if error["type"] in ("missing", "extra_forbidden") or isinstance(value, dict | list):
         return False
     name = field.rsplit(".", 1)[-1]
-    return len(repr(value)) <= 80 and not is_secret_name(name) and name not in ("database_url", "base_url")
+    return len(repr(value)) <= 80 and not is_secret_name(name) and name not in ("database_url", "base_url") \
+        and not field.startswith("auth.")  # keys, digests, tokens: never quoted
 
 
 def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None,
@@ -329,6 +416,13 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
         from_env[field] = var
     if rec is not None:
         raw["recording"] = rec
+    if env.get("RESPOND_API_KEYS") or env.get("RESPOND_ADMIN_KEY"):
+        auth = raw.get("auth")
+        auth = dict(auth) if isinstance(auth, dict) else {}
+        auth["api_keys"] = list(auth.get("api_keys") or []) + parse_api_keys(env.get("RESPOND_API_KEYS") or "")
+        if env.get("RESPOND_ADMIN_KEY"):
+            auth["admin_keys"] = list(auth.get("admin_keys") or []) + [env["RESPOND_ADMIN_KEY"]]
+        raw["auth"] = auth
     for key, value in overrides.items():
         if value is None:
             continue

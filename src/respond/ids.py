@@ -25,6 +25,7 @@ PREFIXES = {
     "vector_store": "vs",
     "vector_store_file_batch": "vsfb",
     "conversation": "conv",
+    "api_key": "key",
     "chat": "chatcmpl",
     # server-side tool items (OpenAI's prefixes)
     "mcp_call": "mcp",

@@ -305,7 +305,7 @@ def make_client(config: Config | None = None, *, async_client: bool = False,
     """
     from respond.app import create_app
 
-    app = create_app(config or load_config())
+    app = create_app(config or load_config(), trusted=True)  # the process itself: the implicit owner
     options: dict[str, Any] = {"base_url": BASE_URL, "api_key": "respond-library", "max_retries": 0}
     options.update(client_options)
     if async_client:

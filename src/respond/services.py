@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from respond.auth import Authenticator
 from respond.config import Config
 from respond.conversations import ConversationService
 from respond.files.blobs import LocalBlobStore
@@ -17,6 +18,7 @@ from respond.responses.runs import Runs
 from respond.responses.sealing import ReasoningSealer
 from respond.responses.service import ResponseService
 from respond.responses.tools import ToolEnv
+from respond.storage.api_keys_repo import ApiKeyStore
 from respond.storage.conversations_repo import ConversationStore
 from respond.storage.engine import Database
 from respond.storage.files_repo import FileStore
@@ -40,6 +42,7 @@ class Services:
     files: FileService | None = None
     vector_stores: VectorStoreService | None = None
     ingest: IngestWorker | None = None
+    auth: Authenticator | None = None
 
     @classmethod
     async def start(cls, config: Config) -> Services:
@@ -61,6 +64,7 @@ class Services:
         runs = Runs(responses, RunStore(db, history.responses), config.background)
         services = cls(config=config, db=db, recorder=recorder, router=router, responses=responses,
                        conversations=ConversationService(conversations), runs=runs)
+        services.auth = Authenticator(config.auth, ApiKeyStore(db))
         await services._start_retrieval()
         tool_env.state["vector_stores"] = services.vector_stores  # for the file_search tool
         tool_env.state["files"] = services.files  # input_file parts with a file_id
@@ -82,6 +86,8 @@ class Services:
 
     async def close(self) -> None:
         await self.runs.close()
+        if self.auth is not None:
+            await self.auth.close()
         if self.ingest is not None:
             await self.ingest.stop()
         if self.vector_stores is not None:

@@ -113,11 +113,16 @@ def test_filters_and_max_tool_calls(any_client: openai.OpenAI, store, upstream) 
     assert tool_messages[1]["content"] == "Tool call skipped: maximum tool calls limit (1) reached."
 
 
-def test_missing_store_fails_the_call_not_the_response(any_client: openai.OpenAI, upstream) -> None:
-    upstream.script(reply(tool_call("file_search", {"query": "x"})), reply("I could not search."))
-    response = create(any_client, model="up/scripted", input="q", tools=[tool("vs_missing")])
-    assert response.status == "completed" and response.output[0].status == "failed"
-    assert "not found" in json.dumps(upstream.chat_bodies[-1]["messages"][-1]["content"])
+def test_missing_store_is_a_404_before_anything_runs(any_client: openai.OpenAI, upstream) -> None:
+    # (issue 12) stores are checked for the owner in prepare: an unknown store, like another owner's, is the
+    # 404 of an unknown id, and no model call is made. A store deleted while the response runs still only
+    # fails the call (FileSearchCall.execute).
+    calls = len(upstream.chat_bodies)
+    with pytest.raises(openai.NotFoundError) as err:
+        create(any_client, model="up/scripted", input="q", tools=[tool("vs_missing")])
+    validate_error_envelope(err.value.response.json(), 404, param="tools[0].vector_store_ids[0]")
+    assert err.value.response.json()["error"]["message"] == "Vector store with id 'vs_missing' not found."
+    assert len(upstream.chat_bodies) == calls
 
 
 @pytest.mark.parametrize("bad,param", [

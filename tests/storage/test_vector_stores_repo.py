@@ -97,12 +97,13 @@ async def test_claims_never_overlap_and_lost_leases_return(database_url: str) ->
         assert await a.claim("worker-a", 30) is None
         # a lease that runs out (its process died) is taken again, and the old owner can no longer finish
         lost = claims[0]
-        owner = "worker-a"
-        assert await a.renew(owner, "vs", lost.file_id, -1)  # expire it
+        worker = "worker-a"
+        assert await a.renew(worker, "vs", lost.file_id, -1, owner="o")  # expire it
         again = await b.claim("worker-c", 30)
         assert again is not None and again.file_id == lost.file_id
-        assert not await a.finish(owner, "vs", lost.file_id, "completed", None, 0)
-        assert await b.finish("worker-c", "vs", lost.file_id, "completed", None, 0)
+        assert not await a.finish(worker, "vs", lost.file_id, "completed", None, 0, owner="o")
+        assert not await b.finish("worker-c", "vs", lost.file_id, "completed", None, 0, owner="someone-else")
+        assert await b.finish("worker-c", "vs", lost.file_id, "completed", None, 0, owner="o")
     finally:
         await a.close()
         await b.close()

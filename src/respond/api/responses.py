@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from respond.api.auth import charge_usage
 from respond.api.http import JSON, EventStreamResponse, cancel_on_disconnect, read_json, sse_frame
 from respond.api.openapi import CREATE_RESPONSE, json_body
 from respond.api.owner import request_owner
@@ -49,8 +50,11 @@ async def create_response(request: Request) -> Any:
             return EventStreamResponse(_frames(runs.follow(queued["id"], owner, None)))
         return JSON(queued)
     if req.stream:
-        return EventStreamResponse(_sse(service, prepared))
-    return JSON(await cancel_on_disconnect(request, service.create(prepared)))
+        return EventStreamResponse(_sse(request, service, prepared))
+    try:
+        return JSON(await cancel_on_disconnect(request, service.create(prepared)))
+    finally:
+        charge_usage(request.scope, prepared.run.response)
 
 
 def _runs(request: Request) -> Runs:
@@ -65,13 +69,14 @@ async def _frames(batches: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator
         await batches.aclose()  # type: ignore[attr-defined]
 
 
-async def _sse(service: ResponseService, prepared: Prepared) -> AsyncIterator[bytes]:
+async def _sse(request: Request, service: ResponseService, prepared: Prepared) -> AsyncIterator[bytes]:
     batches = service.stream(prepared)
     try:
         async for batch in batches:
             yield b"".join(map(sse_frame, batch))  # the events of one upstream read: one write
     finally:
         await batches.aclose()
+        charge_usage(request.scope, prepared.run.response)
 
 
 @router.post("/v1/responses/compact", openapi_extra=json_body(CREATE_RESPONSE))

@@ -26,6 +26,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 
 from respond import jsonutil
+from respond.api.auth import charge_usage, principal_of
 from respond.api.http import RequestTooLarge, parse_json
 from respond.api.owner import request_owner
 from respond.config import DEFAULT_MAX_REQUEST_BYTES
@@ -154,6 +155,9 @@ class ResponsesConnection:
                 raise InvalidRequest("'generate: false' is not supported by this server.", param="generate",
                                      code="unsupported_parameter")
             body.pop("generate", None)
+            principal = principal_of(self.websocket.scope)
+            if principal.limited:  # quotas: every response.create counts as a request
+                self.websocket.app.state.services.auth.admit(principal)
             req = parse_create_request(body, strict=self.strict)
             req.stream = True
             prepared = await self.service.prepare(req, stream=True, owner=self.owner, local=self.local)
@@ -173,6 +177,7 @@ class ResponsesConnection:
                     await self.send(event)
         finally:
             await batches.aclose()
+            charge_usage(self.websocket.scope, prepared.run.response)
 
     async def send(self, event: dict[str, Any]) -> None:
         """Write one event frame; once the client is gone, frames are dropped (the reader then cancels).

@@ -113,6 +113,7 @@ class ResponseService:
                                  param="model", code="model_not_supported")
         response_format = context.response_format(req)  # validated before anything runs
         tools = ToolSet.build(req.tools, req.tool_choice, self.tool_env)
+        await tools.check_access(self.tool_env, owner)
         input_items = self._input(req)
         if not input_items and not req.previous_response_id and not conversation_id:
             raise InvalidRequest("Missing required parameter: 'input'.", param="input",

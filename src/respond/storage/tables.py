@@ -143,4 +143,5 @@ Index("ix_response_events_response", response_events.c.response_id, response_eve
 Index("ix_response_events_created", response_events.c.created_at)
 
 # Files and vector stores (migration 0003_files) live in their own module, in this same metadata.
-from respond.storage import files_tables  # noqa: E402,F401
+# API keys (migration 0004_api_keys) likewise.
+from respond.storage import auth_tables, files_tables  # noqa: E402,F401

@@ -115,12 +115,13 @@ class VectorStoreRepo:
             return conn.execute(delete(vector_stores).where(_s.owner == owner, _s.id == store_id)).rowcount > 0
         return await self.db.write(run)
 
-    async def set_embedding(self, store_id: str, model: str, dimension: int) -> tuple[str, int]:
+    async def set_embedding(self, store_id: str, model: str, dimension: int, *, owner: str) -> tuple[str, int]:
         """Record the store's dimension on its first vectors; returns the stored (model, dimension)."""
         def run(conn: Connection) -> tuple[str, int]:
-            conn.execute(update(vector_stores).where(_s.id == store_id, _s.embedding_dimension.is_(None))
+            mine = (_s.owner == owner, _s.id == store_id)
+            conn.execute(update(vector_stores).where(*mine, _s.embedding_dimension.is_(None))
                          .values(embedding_dimension=dimension))
-            row = conn.execute(select(_s.embedding_model, _s.embedding_dimension).where(_s.id == store_id)).first()
+            row = conn.execute(select(_s.embedding_model, _s.embedding_dimension).where(*mine)).first()
             return (row[0], row[1]) if row else (model, dimension)
         return await self.db.write(run)
 
@@ -245,11 +246,11 @@ class VectorStoreRepo:
             return None
         return await self.db.write(run)
 
-    async def renew(self, worker: str, store_id: str, file_id: str, lease_seconds: float) -> bool:
+    async def renew(self, worker: str, store_id: str, file_id: str, lease_seconds: float, *, owner: str) -> bool:
         """Extend the lease; False when the work is no longer ours (cancelled, detached, re-queued)."""
         def run(conn: Connection) -> bool:
             return conn.execute(update(vector_store_files).where(
-                _f.vector_store_id == store_id, _f.file_id == file_id, _f.lease_owner == worker,
+                _f.owner == owner, _f.vector_store_id == store_id, _f.file_id == file_id, _f.lease_owner == worker,
                 _f.status == "in_progress").values(lease_until=time.time() + lease_seconds)).rowcount > 0
         return await self.db.write_one(run)
 
@@ -262,16 +263,17 @@ class VectorStoreRepo:
         return await self.db.write_one(run)
 
     async def finish(self, worker: str, store_id: str, file_id: str, status: str, last_error: dict | None,
-                     usage_bytes: int) -> bool:
+                     usage_bytes: int, *, owner: str) -> bool:
         now = int(time.time())
 
         def run(conn: Connection) -> bool:
             done = conn.execute(update(vector_store_files).where(
-                _f.vector_store_id == store_id, _f.file_id == file_id, _f.lease_owner == worker,
+                _f.owner == owner, _f.vector_store_id == store_id, _f.file_id == file_id, _f.lease_owner == worker,
                 _f.status == "in_progress").values(status=status, last_error=last_error, usage_bytes=usage_bytes,
                                                     lease_owner=None, lease_until=None)).rowcount > 0
             if done:
-                conn.execute(update(vector_stores).where(_s.id == store_id).values(last_active_at=now))
+                conn.execute(update(vector_stores).where(_s.owner == owner, _s.id == store_id)
+                             .values(last_active_at=now))
             return done
         return await self.db.write(run)
 

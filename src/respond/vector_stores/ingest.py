@@ -97,7 +97,7 @@ class IngestWorker:
         store_id, file_id, owner = job.vector_store_id, job.file_id, job.owner
         recording_context.test_id.set(job.test_id)
         status, error, usage = "completed", None, 0
-        renewer = asyncio.create_task(self._renew(store_id, file_id))
+        renewer = asyncio.create_task(self._renew(owner, store_id, file_id))
         try:
             usage = await self._index(job)
         except _Abandoned:  # cancelled, detached or its store deleted meanwhile: leave no chunks behind
@@ -120,17 +120,17 @@ class IngestWorker:
         if status != "completed":
             with contextlib.suppress(Exception):
                 await self.repo.delete_chunks(owner, store_id, file_id)
-        done = await self.repo.finish(self.worker_id, store_id, file_id, status, error, usage)
+        done = await self.repo.finish(self.worker_id, store_id, file_id, status, error, usage, owner=owner)
         if not done:  # cancelled or detached meanwhile: its chunks must not stay searchable
             current = await self.repo.get_file(owner, store_id, file_id)
             if current is None or current.status == "cancelled":
                 await self.repo.delete_chunks(owner, store_id, file_id)
 
-    async def _renew(self, store_id: str, file_id: str) -> None:
+    async def _renew(self, owner: str, store_id: str, file_id: str) -> None:
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             with contextlib.suppress(Exception):
-                await self.repo.renew(self.worker_id, store_id, file_id, self.lease_seconds)
+                await self.repo.renew(self.worker_id, store_id, file_id, self.lease_seconds, owner=owner)
 
     async def _index(self, job: Any) -> int:
         owner, store_id, file_id = job.owner, job.vector_store_id, job.file_id
@@ -150,12 +150,13 @@ class IngestWorker:
         usage = 0
         checked = False
         for start in range(0, len(chunks), self.insert_batch):
-            if not await self.repo.renew(self.worker_id, store_id, file_id, self.lease_seconds):
+            if not await self.repo.renew(self.worker_id, store_id, file_id, self.lease_seconds, owner=owner):
                 raise _Abandoned()
             batch = chunks[start:start + self.insert_batch]
             vectors = await self.embedder.embed(store.embedding_model, [t for t, _ in batch])
             if not checked:
-                model, dimension = await self.repo.set_embedding(store_id, store.embedding_model, len(vectors[0]))
+                model, dimension = await self.repo.set_embedding(store_id, store.embedding_model, len(vectors[0]),
+                                                                  owner=owner)
                 if dimension != len(vectors[0]):
                     raise StoreMismatch(f"The vector store holds {dimension}-dimensional vectors of '{model}'; "
                                         f"this file's embeddings have {len(vectors[0])} dimensions.")

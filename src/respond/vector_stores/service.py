@@ -140,6 +140,11 @@ class VectorStoreService:
         return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
                 "last_id": data[-1]["id"] if data else None, "has_more": has_more}
 
+    async def require_store(self, owner: str, store_id: str, param: str) -> None:
+        """404 (the same as for an unknown id) unless the store exists and is the owner's."""
+        if await self.repo.get_store(owner, store_id) is None:
+            raise not_found("Vector store", store_id, param=param)
+
     async def _store_row(self, owner: str, store_id: str) -> Any:
         row = await self.repo.get_store(owner, store_id)
         if row is None:

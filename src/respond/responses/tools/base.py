@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from respond.errors import APIError, InvalidRequest
+from respond.storage.tables import DEFAULT_OWNER
 
 if TYPE_CHECKING:
     from respond.config import Config
@@ -70,10 +71,10 @@ class ToolRun:
     context_items: list[dict[str, Any]]
     # This request's own input items (the tail of context_items).
     input_items: list[dict[str, Any]] = field(default_factory=list)
+    # Who the response acts for: every stored object a tool reads (vector stores, files) is filtered by it.
+    owner: str = DEFAULT_OWNER
     # The request's `include` values (e.g. "file_search_call.results", "web_search_call.action.sources").
     include: frozenset[str] = frozenset()
-    # Who the response acts for (tools that read stored data, e.g. file_search, filter by it).
-    owner: str = "default"
     # Annotators: called with the full text of every output_text part the model produces after they are
     # added; they return annotations (file_citation, url_citation...) to attach to that part.
     annotators: list[Annotator] = field(default_factory=list)
@@ -179,6 +180,11 @@ class Tool:
     def echo(self) -> dict[str, Any]:
         """The tool as the response's `tools` shows it (never with secrets)."""
         raise NotImplementedError
+
+    async def check_access(self, env: ToolEnv, owner: str) -> None:
+        """In prepare, before anything streams: every stored object this tool names (e.g. file_search's
+        vector stores) must belong to `owner`; raise the very NotFound an unknown id gets otherwise (another
+        owner's object behaves exactly like an absent one). Default: nothing to check."""
 
     async def setup(self, run: ToolRun) -> None:
         """Before the first model turn (e.g. list an MCP server's tools). Default: nothing."""

@@ -48,6 +48,7 @@ class FileSearchTool(Tool):
         self.filters = filters
         self.max_results = max_results
         self.ranking = ranking
+        self.where = "tools[0]"  # set by parse
 
     @classmethod
     def parse(cls, raw: dict[str, Any], where: str, env: ToolEnv) -> FileSearchTool:
@@ -64,7 +65,9 @@ class FileSearchTool(Tool):
                                  "and 50.", param=f"{where}.max_num_results", code="invalid_value")
         ranking = raw.get("ranking_options")
         parse_ranking(ranking, f"{where}.ranking_options")
-        return cls(list(dict.fromkeys(store_ids)), filters, max_results, ranking)
+        tool = cls(list(dict.fromkeys(store_ids)), filters, max_results, ranking)
+        tool.where = where
+        return tool
 
     def echo(self) -> dict[str, Any]:
         ranking = dict(self.ranking or {})
@@ -72,6 +75,13 @@ class FileSearchTool(Tool):
         ranking.setdefault("score_threshold", 0.0)
         return {"type": "file_search", "vector_store_ids": self.store_ids, "filters": self.filters,
                 "max_num_results": self.max_results, "ranking_options": ranking}
+
+    async def check_access(self, env: ToolEnv, owner: str) -> None:
+        """Every vector store named must be the owner's: 404 (as for an unknown id) before anything runs."""
+        service = env.state.get("vector_stores")
+        if service is not None:
+            for index, store_id in enumerate(self.store_ids):
+                await service.require_store(owner, store_id, param=f"{self.where}.vector_store_ids[{index}]")
 
     def functions(self) -> list[dict[str, Any]]:
         return [FUNCTION]

@@ -65,6 +65,11 @@ class ToolSet:
     def echo(self) -> list[dict[str, Any]]:
         return [t.echo() for t in self.tools]
 
+    async def check_access(self, env: ToolEnv, owner: str) -> None:
+        """Prepare: the stored objects the tools name must be the owner's (404 like an unknown id)."""
+        for tool in self.tools:
+            await tool.check_access(env, owner)
+
     # -- setup and offering (loop) ----------------------------------------------------------------------
     async def setup(self, run: ToolRun) -> None:
         """Set every tool up (in request order: their items appear in that order), then index the functions."""

@@ -12,14 +12,14 @@
   (`first_sequence`..`last_sequence`), for `GET /v1/responses/{id}?stream=true&starting_after=N`.
 
 Revision ID: 0005_background
-Revises: 0003_files
+Revises: 0004_api_keys
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_background"
-down_revision = "0003_files"
+down_revision = "0004_api_keys"
 branch_labels = None
 depends_on = None
 
