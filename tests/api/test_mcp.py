@@ -195,6 +195,37 @@ def test_approval_denied(client: openai.OpenAI, upstream, mcp_experiments: Runni
                                                   "content": "The user denied this tool call. Reason: private"}
 
 
+def test_approvals_in_a_conversation(client: openai.OpenAI, upstream, mcp_experiments: RunningMCP) -> None:
+    """The approval request lives in the conversation; the approval response sent with `conversation=` runs the
+    call (and a denial in the same conversation refuses the next one), with the listing reused."""
+    tools = [mcp_tool(mcp_experiments, require_approval="always")]
+    conv = client.conversations.create()
+    upstream.script(reply(tool_call("get_experiment_id", {"experiment_name": "boiling_point"}, id="c1")))
+    r1 = create(client, model=MODEL, input="boiling point id?", tools=tools, conversation=conv.id)
+    request = r1.output[-1]
+    assert request.type == "mcp_approval_request" and mcp_experiments.calls == []
+    items = client.conversations.items.list(conv.id, order="asc").data
+    assert [i.type for i in items] == ["message", "mcp_list_tools", "mcp_approval_request"]
+    upstream.script(reply("It is exp_004."))
+    r2 = create(client, model=MODEL, conversation=conv.id, tools=tools, input=[
+        {"type": "mcp_approval_response", "approval_request_id": request.id, "approve": True}])
+    assert [i.type for i in r2.output] == ["mcp_call", "message"]
+    assert (r2.output[0].approval_request_id, r2.output[0].output) == (request.id, "exp_004")
+    assert mcp_experiments.calls == [("get_experiment_id", {"experiment_name": "boiling_point"})]
+    assert mcp_experiments.methods.count("tools/list") == 1  # listed once for the whole conversation
+    upstream.script(reply(tool_call("get_user_id", {"username": "alice"}, id="c2")))
+    r3 = create(client, model=MODEL, input="and alice?", tools=tools, conversation=conv.id)
+    denied = r3.output[-1]
+    assert denied.type == "mcp_approval_request"
+    upstream.script(reply("Understood."))
+    r4 = create(client, model=MODEL, conversation=conv.id, tools=tools, input=[
+        {"type": "mcp_approval_response", "approval_request_id": denied.id, "approve": False}])
+    assert [i.type for i in r4.output] == ["message"] and len(mcp_experiments.calls) == 1
+    assert upstream.last_chat["messages"][-1]["content"].startswith("The user denied this tool call.")
+    types = [i.type for i in client.conversations.items.list(conv.id, order="asc", limit=100).data]
+    assert types.count("mcp_approval_response") == 2 and types.count("mcp_call") == 1
+
+
 def test_tool_errors_give_a_failed_call_and_a_clean_response(client: openai.OpenAI, upstream, utility) -> None:
     upstream.script(reply(tool_call("explode", {"reason": "kaput"})), reply("It failed."))
     r = create(client, model=MODEL, input="explode", tools=[mcp_tool(utility, "utility")])
