@@ -415,3 +415,23 @@ def test_too_many_tool_rounds_end_incomplete(make_server, upstream, utility, req
     assert final["status"] == "incomplete" and final["incomplete_details"] == {"reason": "max_messages"}
     assert [i.get("output") for i in final["output"]] == [None, "0", "1"]
     assert len(upstream.chat_bodies) == 2 and upstream.pending() == 1
+
+
+async def test_mcp_over_websocket_store_false(mcp_respond: Any, upstream, mcp_experiments: RunningMCP,
+                                              request: pytest.FixtureRequest) -> None:
+    """WebSocket mode (`responses.connect()`): an MCP turn streams its events as over SSE, and a store=false
+    continuation on the same connection reuses the listing instead of listing again."""
+    from tests.api.test_websocket import check_response_stream, turn
+
+    tools = [mcp_tool(mcp_experiments)]
+    upstream.script(reply(tool_call("get_experiment_id", {"experiment_name": "boiling_point"}, id="w1")),
+                    reply("exp_004."), reply("Still exp_004."))
+    async with mcp_respond.async_client(request.node.nodeid).responses.connect() as conn:
+        first = check_response_stream(await turn(conn, model=MODEL, input="id?", tools=tools, store=False))
+        assert [i["type"] for i in first["output"]] == ["mcp_list_tools", "mcp_call", "message"]
+        assert first["output"][1]["output"] == "exp_004"
+        second = check_response_stream(await turn(conn, model=MODEL, input="sure?", tools=tools, store=False,
+                                                  previous_response_id=first["id"]))
+    assert [i["type"] for i in second["output"]] == ["message"]
+    assert mcp_experiments.methods.count("tools/list") == 1
+    assert upstream.chat_bodies[-1]["messages"][-1] == {"role": "user", "content": "sure?"}
