@@ -164,11 +164,19 @@ def test_background_upstream_failure_ends_failed(any_server, any_client, upstrea
 
 
 def test_foreground_stored_response_is_in_the_database_while_it_runs(any_server, any_client, upstream) -> None:
+    """A streamed response's id is seen in response.created: its row is in the database from the start (a
+    non-streamed client learns the id only at the end, so that case writes nothing extra)."""
     upstream.script(delay(1.0, reply("late")))
     import threading
 
     got: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: got.setdefault("r", any_client.responses.create(model=MODEL, input="x")))
+
+    def run() -> None:
+        for event in any_client.responses.create(model=MODEL, input="x", stream=True):
+            if event.type == "response.completed":
+                got["r"] = event.response
+
+    thread = threading.Thread(target=run)
     thread.start()
     deadline = time.monotonic() + 10
     row = None

@@ -178,8 +178,11 @@ class ResponseService:
             self._running[response["id"]] = response
             self._running_owner[response["id"]] = prepared.owner
         try:
-            if response["store"] and self.runs is not None:
-                await self.runs.started(prepared)  # its id is never lost (GET from any process finds it)
+            # A streamed (or background) response's id is seen in response.created before it ends: its row
+            # goes in now so that the id is never lost (GET from any process finds it, a crash ends it failed).
+            # A non-streamed client learns the id only from the finished response: no extra write for it.
+            if response["store"] and self.runs is not None and (prepared.streamed or response.get("background")):
+                await self.runs.started(prepared)
             async with contextlib.aclosing(run_response(prepared.run)) as batches:
                 async for batch in batches:
                     if batch:
