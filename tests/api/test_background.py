@@ -246,3 +246,45 @@ def test_graceful_shutdown_ends_running_background_responses_failed(tmp_path, up
         assert resume(second.base_url, created.id)[-1]["type"] == "response.failed"
     finally:
         second.stop()
+
+
+def test_queued_mcp_credentials_are_sealed_in_the_database(tmp_path, upstream) -> None:
+    """A background response's request waits in the database for a worker: its MCP `authorization` and
+    `headers` are stored sealed with the server key, never in clear, and the worker (here another server
+    process's app on the same data dir, after the first one stopped) opens them and calls the server with them."""
+    from respond.config import BackgroundConfig
+    from tests.api.test_mcp import LOOPBACK, mcp_tool
+    from tests.support.mcp_server import experiments_server, start_mcp
+    from tests.support.server import make_config, start_server
+    from tests.support.upstream import tool_call
+
+    token, header = "tok-sealed-9876543210", "hdr-sealed-5555555555"
+    guarded = start_mcp(experiments_server(), token=token)
+    data = tmp_path / "data"
+    try:
+        first = start_server(make_config(data, [scripted_provider(upstream)], mcp=LOOPBACK,
+                                         background=BackgroundConfig(workers=0)))
+        try:
+            created = first.client().responses.create(
+                model=MODEL, input="id?", background=True,
+                tools=[mcp_tool(guarded, authorization=token, headers={"X-Extra": header})])
+            assert created.status == "queued"
+        finally:
+            first.stop()
+        stored = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
+        assert token.encode() not in stored and header.encode() not in stored
+        upstream.script(reply(tool_call("get_experiment_id", {"experiment_name": "boiling_point"}, id="c1")),
+                        reply("exp_004."))
+        second = start_server(make_config(data, [scripted_provider(upstream)], mcp=LOOPBACK))
+        try:
+            done = wait_status(second.client(), created.id, ("completed", "failed"))
+        finally:
+            second.stop()
+        assert done.status == "completed" and [i.type for i in done.output] == ["mcp_list_tools", "mcp_call",
+                                                                                  "message"]
+        assert done.output[1].output == "exp_004"  # the guarded server accepted the opened token
+        assert guarded.calls == [("get_experiment_id", {"experiment_name": "boiling_point"})]
+        stored = b"".join(p.read_bytes() for p in data.rglob("*") if p.is_file())
+        assert token.encode() not in stored and header.encode() not in stored
+    finally:
+        guarded.stop()

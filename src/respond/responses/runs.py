@@ -42,6 +42,7 @@ from respond.errors import APIError, InvalidRequest, not_found
 from respond.responses import objects
 from respond.responses.events import Event
 from respond.responses.request import parse_create_request
+from respond.responses.sealing import ReasoningSealer
 from respond.storage.runs_repo import TERMINAL, RunStore
 
 if TYPE_CHECKING:
@@ -149,7 +150,8 @@ class Runs:
         snapshot = objects.snapshot(response)
         events = [{"type": "response.created", "response": snapshot, "sequence_number": 0},
                   {"type": "response.queued", "response": snapshot, "sequence_number": 1}]
-        request = prepared.request.model_dump(mode="json", exclude_unset=True)
+        request = seal_credentials(prepared.request.model_dump(mode="json", exclude_unset=True),
+                                   self.service.sealer)
         await self.store.start(
             self.service.store.row(prepared.owner, snapshot, prepared.input_items),
             self.store.run_row(response["id"], prepared.owner, background=True, state="queued", instance=None,
@@ -166,7 +168,7 @@ class Runs:
                 if queued is None:  # deleted while queued
                     await self.store.finish(response_id)
                     return
-                req = parse_create_request(request, strict=False)
+                req = parse_create_request(open_credentials(request, self.service.sealer), strict=False)
                 prepared = await self.service.prepare(req, stream=True, owner=owner, queued=queued.response)
             except APIError as exc:  # e.g. its previous response was deleted meanwhile
                 response = queued.response if queued is not None else None
@@ -311,3 +313,49 @@ class Runs:
 def _fail(response: dict[str, Any], message: str) -> None:
     response["status"] = "failed"
     response["error"] = {"code": "server_error", "message": message}
+
+
+# Request fields that carry credentials (MCP tools' `authorization` and `headers`): a queued request is stored
+# with them sealed (AES-GCM, the server key of sealing.py), never in clear; the worker that runs it opens them.
+CREDENTIAL_FIELDS = ("authorization", "headers")
+_SEALED = "_respond_sealed_credentials"
+_PURPOSE = b"respond-queued-credentials-v1"
+
+
+def seal_credentials(request: dict[str, Any], sealer: ReasoningSealer) -> dict[str, Any]:
+    """The request to store: credential fields of its tools moved into one sealed blob."""
+    tools = request.get("tools")
+    if not isinstance(tools, list):
+        return request
+    secrets: dict[str, Any] = {}
+    clean = []
+    for i, tool in enumerate(tools):
+        if isinstance(tool, dict) and any(f in tool for f in CREDENTIAL_FIELDS):
+            tool = dict(tool)
+            for field in CREDENTIAL_FIELDS:
+                if field in tool:
+                    secrets[f"{i}.{field}"] = tool.pop(field)
+        clean.append(tool)
+    if not secrets:
+        return request
+    return {**request, "tools": clean, _SEALED: sealer.seal_value(secrets, _PURPOSE)}
+
+
+def open_credentials(request: dict[str, Any], sealer: ReasoningSealer) -> dict[str, Any]:
+    """The stored request with its tools' credentials back in place (a process whose key differs cannot open
+    them: the tools then run without credentials and their calls fail cleanly)."""
+    blob = request.get(_SEALED)
+    if blob is None:
+        return request
+    request = {k: v for k, v in request.items() if k != _SEALED}
+    try:
+        secrets = sealer.open_value(blob, _PURPOSE)
+    except ValueError:
+        log.warning("a queued request's credentials could not be opened (another server key?)")
+        return request
+    tools = [dict(t) if isinstance(t, dict) else t for t in request.get("tools") or []]
+    for key, value in secrets.items():
+        index, _, field = key.partition(".")
+        if index.isdigit() and int(index) < len(tools) and isinstance(tools[int(index)], dict):
+            tools[int(index)][field] = value
+    return {**request, "tools": tools}

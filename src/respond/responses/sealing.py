@@ -76,6 +76,23 @@ class ReasoningSealer:
         return value
 
 
+    def seal_value(self, value: Any, purpose: bytes) -> str:
+        """Any JSON value sealed with the server key; `purpose` (authenticated, not stored) keeps blobs made for
+        one use from being opened as another (e.g. queued credentials vs reasoning)."""
+        nonce = os.urandom(_NONCE)
+        return PREFIX + base64.urlsafe_b64encode(nonce + self._aead.encrypt(nonce, orjson.dumps(value),
+                                                                             purpose)).decode()
+
+    def open_value(self, blob: str, purpose: bytes) -> Any:
+        """What `seal_value` sealed for `purpose`; ValueError when it is not ours, was changed or is for
+        another purpose."""
+        try:
+            raw = base64.urlsafe_b64decode(blob[len(PREFIX):].encode())
+            return orjson.loads(self._aead.decrypt(raw[:_NONCE], raw[_NONCE:], purpose))
+        except (binascii.Error, ValueError, InvalidTag) as exc:
+            raise ValueError("sealed value is corrupt or was sealed with another key") from exc
+
+
 def decode_key(text: str) -> bytes:
     try:
         key = base64.urlsafe_b64decode(text.encode())
