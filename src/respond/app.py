@@ -62,7 +62,9 @@ def create_app_from_env() -> FastAPI:
 
     from respond.logs import setup_logging
 
-    config = Config.model_validate_json(os.environ[CONFIG_ENV])
+    # taken out of the environment at once: it holds every credential, and nothing this process starts (the
+    # embedded model's workers) should inherit it
+    config = Config.model_validate_json(os.environ.pop(CONFIG_ENV))
     setup_logging(config.log_level, "json")
     return create_app(config)
 

@@ -176,6 +176,7 @@ def test_another_owners_response_is_an_unknown_id(alices: dict, bob: openai.Open
     same_as_unknown(lambda i: bob.responses.input_items.list(i), rid, unknown)
     same_as_unknown(lambda i: bob.responses.delete(i), rid, unknown)
     same_as_unknown(lambda i: bob.responses.cancel(i), rid, unknown)
+    same_as_unknown(lambda i: bob.responses.retrieve(i, stream=True, starting_after=0), rid, unknown)
     calls = len(upstream.chat_bodies)
     same_as_unknown(lambda i: bob.responses.create(model="up/scripted", input="go on", previous_response_id=i),
                     rid, unknown)

@@ -43,3 +43,21 @@ def test_open_reasoning_restores_content_and_names_the_item(tmp_path) -> None:
     assert exc.value.param == "input[1].encrypted_content" and exc.value.code == "invalid_encrypted_content"
     with pytest.raises(InvalidRequest):
         ReasoningSealer(b"o" * 32).open(sealer.seal(ITEM), "p")
+
+
+def test_processes_starting_together_share_one_key(tmp_path) -> None:
+    """`respond serve --workers N` on an empty data dir: every process ends up with the key that won, none
+    with an empty or half-written file; no temp files are left behind."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from respond.responses.sealing import ReasoningSealer; "
+            "s = ReasoningSealer.from_config(None, Path(sys.argv[1])); "
+            "print(s.seal_value('x', b'test'))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    blobs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    mine = ReasoningSealer.from_config(None, tmp_path)
+    assert [mine.open_value(b, b"test") for b in blobs] == ["x"] * 6
+    assert [p.name for p in tmp_path.iterdir()] == [KEY_FILE]

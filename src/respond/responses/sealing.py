@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,18 @@ class ReasoningSealer:
             return cls(decode_key(reasoning_key))
         path = data_dir / KEY_FILE
         if not path.exists():
+            # written whole to a private temp file, then linked into place: processes starting together on an
+            # empty data dir (`respond serve --workers N`) all end up reading the one key that won
             data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(base64.urlsafe_b64encode(os.urandom(32)).decode() + "\n")
+            tmp = data_dir / f".{KEY_FILE}.{os.getpid()}.{os.urandom(4).hex()}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(base64.urlsafe_b64encode(os.urandom(32)).decode() + "\n")
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
         return cls(decode_key(path.read_text().strip()))
 
     def seal(self, item: dict[str, Any]) -> str:
