@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from respond.api.http import JSON, ClientDisconnected
-from respond.errors import APIError, invalid_request_from
+from respond.errors import APIError, InvalidRequest, invalid_request_from
 
 log = logging.getLogger("respond.api")
 
@@ -47,6 +47,26 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSON:
+        if _is_nul_rejection(exc):  # PostgreSQL text cannot hold NUL: a value the client sent, not our fault
+            return error_response(InvalidRequest("The request contains a NUL character (\\u0000) in an id, name "
+                                                 "or value that this server stores or looks up.",
+                                                 code="invalid_value"))
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(APIError("The server had an error while processing your request.",
                                        code="internal_error"))
+
+
+# asyncpg's names for "this text holds a character the database encoding cannot store" (NUL in UTF-8).
+_NUL_ERRORS = ("CharacterNotInRepertoireError", "UntranslatableCharacterError")
+
+
+def _is_nul_rejection(exc: BaseException | None) -> bool:
+    """Whether the database refused a NUL character the request carried (looked up through the causes)."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if type(exc).__name__ in _NUL_ERRORS:
+            return True
+        orig = getattr(exc, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
+        exc = orig if isinstance(orig, BaseException) else (exc.__cause__ or exc.__context__)
+        seen += 1
+    return False

@@ -43,8 +43,9 @@ async def get_file(request: Request, file_id: str) -> JSON:
 @router.get("/v1/files/{file_id}/content")
 async def get_file_content(request: Request, file_id: str) -> StreamingResponse:
     row, body = await _service(request).content(request_owner(request), file_id)
-    return StreamingResponse(body, media_type=row.content_type or "application/octet-stream",
-                             headers={"content-length": str(row.bytes)})
+    media = row.content_type if row.content_type and row.content_type.isascii() and row.content_type.isprintable() \
+        else "application/octet-stream"  # rows stored before uploads checked the part's media type
+    return StreamingResponse(body, media_type=media, headers={"content-length": str(row.bytes)})
 
 
 @router.delete("/v1/files/{file_id}")

@@ -99,7 +99,7 @@ async def list_responses(request: Request, after: str | None = None, limit: Limi
 
 @router.get("/v1/responses/{response_id}")
 async def get_response(request: Request, response_id: str, stream: bool = False,
-                       starting_after: Annotated[int | None, Query(ge=-1)] = None) -> Any:
+                       starting_after: Annotated[int | None, Query(ge=-1, le=2_147_483_647)] = None) -> Any:
     """The response; with `stream=true` (background responses), its events after `starting_after`, then
     live until it ends (responses/runs.py)."""
     owner = request_owner(request)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
@@ -93,7 +94,7 @@ async def receive_upload(request: Request, new_writer: Callable[[], BlobWriter],
                             raise InvalidRequest("Only one 'file' part is allowed.", param="file")
                         raw_name = disposition.get(b"filename")
                         upload.filename = raw_name.decode("utf-8", "replace") if raw_name else None
-                        upload.content_type = payload.get(b"content-type", b"").decode("latin-1") or None
+                        upload.content_type = _media_type(payload.get(b"content-type", b""))
                         upload.writer = new_writer()
                     value = bytearray()
                 elif kind == "data":
@@ -112,11 +113,28 @@ async def receive_upload(request: Request, new_writer: Callable[[], BlobWriter],
                     current, is_file = None, False
             events.clear()
         parser.finalize()
+    except MultipartParseError as exc:  # e.g. a part header longer than the parser takes (a huge filename)
+        if upload.writer is not None:
+            await upload.writer.abort()
+        raise InvalidRequest(f"The multipart body cannot be read: {exc}.", code="invalid_multipart") from None
     except BaseException:
         if upload.writer is not None:
             await upload.writer.abort()
         raise
     return upload
+
+
+_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _media_type(raw: bytes) -> str | None:
+    """The part's media type (`type/subtype`, parameters dropped) when it is a valid one, else None: it is
+    served back as a Content-Type header, which must not carry control characters."""
+    media = raw.split(b";", 1)[0].strip().lower()
+    kind, slash, sub = media.partition(b"/")
+    if not slash or not kind or not sub or not set(kind) <= _TOKEN or not set(sub) <= _TOKEN:
+        return None
+    return media.decode("ascii")
 
 
 def _too_large(max_bytes: int) -> PayloadTooLarge:

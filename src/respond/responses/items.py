@@ -28,7 +28,22 @@ def normalize_input(raw: str | list[dict[str, Any]] | None) -> list[dict[str, An
     return [normalize_item(item, f"input[{i}]") for i, item in enumerate(raw)]
 
 
+MAX_ID_LENGTH = 512
+
+
+def check_id(value: Any, where: str) -> None:
+    """A client-given item id: a non-empty string of at most MAX_ID_LENGTH characters without NUL (ids are
+    stored in indexed text columns and echoed as strings)."""
+    if not isinstance(value, str):
+        raise InvalidRequest(f"Invalid type for '{where}': expected a string.", param=where, code="invalid_type")
+    if not value or len(value) > MAX_ID_LENGTH or "\x00" in value:
+        raise InvalidRequest(f"Invalid value for '{where}': expected an id of 1 to {MAX_ID_LENGTH} characters.",
+                             param=where, code="invalid_value")
+
+
 def normalize_item(item: Any, where: str) -> dict[str, Any]:
+    if isinstance(item, dict) and item.get("id") is not None:
+        check_id(item["id"], f"{where}.id")
     if not isinstance(item, dict):
         raise InvalidRequest(f"Invalid value for '{where}': each input item must be an object.", param=where)
     kind = item.get("type") or ("message" if "role" in item else None)

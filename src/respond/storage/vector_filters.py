@@ -18,11 +18,26 @@ COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
 _OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
+MAX_FILTER_TERMS = 100  # comparisons in one filter: SQLite's expression depth limit is 1000
+MAX_KEY_LENGTH = 64  # as OpenAI's attribute keys
+
+
 def validate_filters(value: Any, param: str = "filters") -> dict[str, Any] | None:
     if value is None:
         return None
     _check(value, param)
+    if _terms(value) > MAX_FILTER_TERMS:
+        raise InvalidRequest(f"Invalid '{param}': a filter may hold at most {MAX_FILTER_TERMS} comparisons.",
+                             param=param, code="invalid_value")
     return value
+
+
+def _terms(f: dict[str, Any]) -> int:
+    return sum(_terms(sub) for sub in f["filters"]) if f["type"] in ("and", "or") else 1
+
+
+def _text_ok(value: str) -> bool:
+    return "\x00" not in value  # PostgreSQL text cannot hold NUL
 
 
 def _check(f: Any, param: str) -> None:
@@ -40,9 +55,15 @@ def _check(f: Any, param: str) -> None:
     if kind not in COMPARISONS:
         raise InvalidRequest(f"Invalid '{param}.type': expected one of {', '.join(COMPARISONS + ('and', 'or'))}.",
                              param=f"{param}.type", code="invalid_value")
-    if not isinstance(f.get("key"), str) or not f["key"]:
-        raise InvalidRequest(f"Invalid '{param}.key': expected a string.", param=f"{param}.key", code="invalid_value")
+    key = f.get("key")
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or any(c in key for c in '"\\\x00'):
+        raise InvalidRequest(f"Invalid '{param}.key': expected an attribute name of 1 to {MAX_KEY_LENGTH} "
+                             "characters without quotes, backslashes or NUL.", param=f"{param}.key",
+                             code="invalid_value")
     value = f.get("value")
+    if any(isinstance(v, str) and not _text_ok(v) for v in (value if isinstance(value, list) else [value])):
+        raise InvalidRequest(f"Invalid '{param}.value': strings cannot contain NUL characters.",
+                             param=f"{param}.value", code="invalid_value")
     scalar = (str, int, float, bool)
     if kind in ("in", "nin"):
         if not isinstance(value, list) or not value or not all(isinstance(v, scalar) for v in value):
