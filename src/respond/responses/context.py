@@ -211,8 +211,9 @@ def _parts_to_chat(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
             out.append({"type": "text", "text": part["refusal"]})
         elif kind == "input_image":
             if not part.get("image_url"):
-                raise InvalidRequest("input_image with file_id needs the Files API, which this server does not "
-                                     "offer yet; send image_url instead.", param="input", code="invalid_image")
+                raise InvalidRequest("input_image with a file_id is not supported by this server yet (uploaded "
+                                     "files reach the model as text through input_file); send image_url (an http "
+                                     "URL or a data URL) instead.", param="input", code="invalid_image")
             out.append({"type": "image_url", "image_url": {"url": part["image_url"],
                                                            "detail": part.get("detail") or "auto"}})
         elif kind == "input_file":
