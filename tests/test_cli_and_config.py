@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -103,16 +102,8 @@ def _serve(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, int]
     port = free_port()
     proc = subprocess.Popen([*RESPOND, "serve", "--port", str(port), *args], env={**os.environ, **env},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc, port
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.monotonic() < deadline, "respond serve did not come up"
-        time.sleep(0.1)
+    wait_until_serving(f"http://127.0.0.1:{port}", proc, log=proc.stdout.read)
+    return proc, port
 
 
 def _stop(proc: subprocess.Popen) -> None:

@@ -24,7 +24,7 @@ import yaml
 
 import respond
 from tests.api.test_background import resume, wait_status
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_until_serving
 from tests.support.upstream import delay, reply
 
 MODEL = "up/scripted"
@@ -50,16 +50,7 @@ class Proc:
             self.proc = subprocess.Popen([sys.executable, "-m", "respond.cli", "serve", "--config", str(path),
                                           "--port", str(self.port), "--workers", str(workers)],
                                          env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert self.proc.poll() is None, self.log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        wait_until_serving(self.url, self.proc, log=lambda: self.log.read_text()[-3000:])
 
     @property
     def url(self) -> str:

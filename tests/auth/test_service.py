@@ -24,7 +24,7 @@ from respond.auth.keys import hash_key, mask
 from respond.config import AuthConfig, JWTConfig, load_config
 from respond.storage.api_keys_repo import ApiKeyStore
 from respond.storage.engine import Database
-from tests.support.server import free_port, make_config, scripted_provider, start_server
+from tests.support.server import free_port, make_config, scripted_provider, start_server, wait_until_serving
 from tests.support.upstream import reply
 
 KEY = "sk-test-5f4e3d2c1b0a99887766554433221100"
@@ -153,16 +153,7 @@ def test_serve_with_only_env_keys(tmp_path: Path, upstream: Any) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "respond.cli", "serve", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "respond serve did not come up"
-            time.sleep(0.2)
+        wait_until_serving(f"http://127.0.0.1:{port}", proc, timeout=90, log=proc.stdout.read)
         base = f"http://127.0.0.1:{port}/v1"
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=base, api_key="sk-wrong-key-0000000000000000", max_retries=0).models.list()

@@ -110,14 +110,18 @@ class TavilyProvider(SearchProvider):
         return f"Tavily search failed (HTTP {status}): {detail}"
 
 
+def _with_sites(q: SearchQuery) -> str:
+    """The query, restricted to `allowed_domains` with site: operators (for providers without a domain
+    parameter; results are also filtered by domain afterwards)."""
+    return f"{q.query} {site_operators(q.allowed_domains)}" if q.allowed_domains else q.query
+
+
 class BraveProvider(SearchProvider):
     name = "brave"
     response_type = "respond.websearch.brave.WebSearchApiResponse"
 
     def build(self, q: SearchQuery) -> HTTPCall:
-        query = q.query
-        if q.allowed_domains:
-            query = f"{query} {site_operators(q.allowed_domains)}"
+        query = _with_sites(q)
         params = {"q": query, "count": str(min(20, results_for(q, self.max_results))), "result_filter": "web",
                   "text_decorations": "false"}
         if q.context_size == "high":
@@ -163,9 +167,7 @@ class SearxngProvider(SearchProvider):
     response_type = "respond.websearch.searxng.SearchResponse"
 
     def build(self, q: SearchQuery) -> HTTPCall:
-        query = q.query
-        if q.allowed_domains:
-            query = f"{query} {site_operators(q.allowed_domains)}"
+        query = _with_sites(q)
         # no result-count parameter: the answer is trimmed client-side
         return HTTPCall("GET", f"{self.base_url}/search", "searxng:/search",
                         params={"q": query, "format": "json", "pageno": "1"})
